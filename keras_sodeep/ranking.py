@@ -363,7 +363,10 @@ class NeuralSortRanker(Ranker):
         ) / self.temperature  # (..., positions, items)
         neg = ops.cast(-1e9 if dtype != "float16" else -6e4, dtype)
         logits = ops.where(ops.expand_dims(valid, -2), logits, neg)
-        p_hat = ops.softmax(logits, axis=-1)
+        # Softmax over the items (written out: lists of one item are fine).
+        logits = logits - ops.max(logits, axis=-1, keepdims=True)
+        p_hat = ops.exp(logits)
+        p_hat = p_hat / ops.sum(p_hat, axis=-1, keepdims=True)
         # Only positions 1..m exist.
         row_valid = ops.cast(
             ops.expand_dims(position, -1) <= ops.expand_dims(m, -1), dtype

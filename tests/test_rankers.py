@@ -1,0 +1,268 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from scipy.stats import rankdata
+
+from keras_sodeep.ranking import (
+    ExactRanker,
+    NeuralSortRanker,
+    Ranker,
+    SigmoidRanker,
+    SorterRanker,
+)
+
+
+def masked_rankdata(x, mask):
+    """Oracle: scipy ranks of the unmasked items of each last-axis list."""
+    out = np.zeros(x.shape, dtype=np.float64)
+    flat_x = x.reshape(-1, x.shape[-1])
+    flat_m = mask.reshape(-1, x.shape[-1])
+    flat_o = out.reshape(-1, x.shape[-1])
+    for row, keep, dest in zip(flat_x, flat_m, flat_o):
+        dest[keep] = rankdata(-row[keep], method="average")
+    return out
+
+
+def sigmoid_oracle(x, tau, mask):
+    """NumPy transcription of r_i = 1 + sum_{j != i} sigmoid((x_j-x_i)/tau)."""
+    out = np.zeros(x.shape)
+    for idx in np.ndindex(x.shape[:-1]):
+        row, keep = x[idx], mask[idx]
+        for i in np.flatnonzero(keep):
+            others = [j for j in np.flatnonzero(keep) if j != i]
+            z = (row[others] - row[i]) / tau
+            out[idx + (i,)] = 1.0 + np.sum(1.0 / (1.0 + np.exp(-z)))
+    return out
+
+
+def neuralsort_oracle(s, tau):
+    """Grover et al. (2019), eq. 5, for one list, and column-normalized ranks.
+
+    Builds P_hat row by row with the paper's notation
+    P_hat[i, :] = softmax(((n + 1 - 2i) s - A_s 1) / tau).
+    """
+    n = len(s)
+    a = np.abs(s[:, None] - s[None, :])
+    p = np.zeros((n, n))
+    for i in range(1, n + 1):
+        z = ((n + 1 - 2 * i) * s - a.sum(axis=1)) / tau
+        z = np.exp(z - z.max())
+        p[i - 1] = z / z.sum()
+    positions = np.arange(1, n + 1)
+    return (p * positions[:, None]).sum(0) / p.sum(0), p
+
+
+class SharpSorter(keras.Model):
+    """A stand-in sorter: normalized sigmoid ranks at a tiny temperature.
+
+    Has the `Sorter` interface (`seq_len`, `call(scores, mask=None)` ->
+    rank / n on (batch, length) input) and one weight, so that freezing and
+    saving can be checked.
+    """
+
+    def __init__(self, seq_len=None, temperature=1e-4, **kwargs):
+        super().__init__(**kwargs)
+        self.seq_len = seq_len
+        self.temperature = temperature
+        self.scale = self.add_weight(shape=(), initializer="ones", name="s")
+
+    def call(self, scores, mask=None):
+        if self.seq_len is not None:
+            assert scores.shape[-1] == self.seq_len
+        n = keras.ops.cast(keras.ops.shape(scores)[-1], scores.dtype)
+        ranks = SigmoidRanker(self.temperature)(scores * self.scale)
+        return ranks / n
+
+    def get_config(self):
+        return {"seq_len": self.seq_len, "temperature": self.temperature}
+
+
+keras.saving.register_keras_serializable(package="keras_sodeep_tests")(
+    SharpSorter
+)
+
+SHARP_RANKERS = {
+    "exact": lambda: ExactRanker(),
+    "sigmoid": lambda: SigmoidRanker(1e-4),
+    "neuralsort": lambda: NeuralSortRanker(1e-4),
+    "sorter_generic": lambda: SorterRanker(SharpSorter(None)),
+    "sorter_fixed": lambda: SorterRanker(SharpSorter(16)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHARP_RANKERS))
+def test_sharp_rankers_match_scipy_with_mask_and_ties(rng, name):
+    x = rng.integers(0, 5, size=(4, 2, 11)).astype("float32")
+    x[0, 0] = rng.normal(size=11)  # one list without ties
+    mask = rng.random(x.shape) > 0.3
+    ranker = SHARP_RANKERS[name]()
+    ranks = np.asarray(ranker(x, mask=mask))
+    np.testing.assert_allclose(ranks, masked_rankdata(x, mask), atol=1e-3)
+    unmasked = np.asarray(ranker(x))
+    expected = rankdata(-x, method="average", axis=-1)
+    np.testing.assert_allclose(unmasked, expected, atol=1e-3)
+
+
+@pytest.mark.parametrize("name", sorted(SHARP_RANKERS))
+def test_unbatched_and_xla(rng, name):
+    ranker = SHARP_RANKERS[name]()
+    x = rng.normal(size=9).astype("float32")
+    np.testing.assert_allclose(ranker(x), rankdata(-x), atol=1e-3)
+    xb = rng.normal(size=(3, 9)).astype("float32")
+    mask = rng.random(xb.shape) > 0.3
+    fn = tf.function(lambda a, m: ranker(a, mask=m), jit_compile=True)
+    np.testing.assert_allclose(
+        fn(xb, mask), masked_rankdata(xb, mask), atol=1e-3
+    )
+
+
+def test_sigmoid_matches_formula(rng):
+    x = rng.normal(size=(3, 6))
+    mask = rng.random(x.shape) > 0.3
+    ranks = SigmoidRanker(temperature=0.5)(x.astype("float32"), mask=mask)
+    np.testing.assert_allclose(
+        ranks, sigmoid_oracle(x, 0.5, mask), rtol=1e-5, atol=1e-5
+    )
+
+
+def test_neuralsort_matches_paper_formula(rng):
+    s = rng.normal(size=7)
+    ranks = NeuralSortRanker(temperature=0.7)(s.astype("float32"))
+    expected, p_hat = neuralsort_oracle(s, 0.7)
+    np.testing.assert_allclose(ranks, expected, rtol=1e-4)
+    # The relaxation is unimodal: each row peaks at the sorted item.
+    np.testing.assert_array_equal(p_hat.argmax(1), np.argsort(-s))
+    assert np.all((np.asarray(ranks) >= 1) & (np.asarray(ranks) <= 7))
+
+
+def test_neuralsort_mask_is_the_short_list(rng):
+    s = rng.normal(size=(2, 8)).astype("float32")
+    mask = np.array([[True] * 5 + [False] * 3, [False, True] * 4])
+    ranks = np.asarray(NeuralSortRanker(0.5)(s, mask=mask))
+    for row, keep, got in zip(s, mask, ranks):
+        expected, _ = neuralsort_oracle(row[keep].astype("float64"), 0.5)
+        np.testing.assert_allclose(got[keep], expected, rtol=1e-4)
+        np.testing.assert_array_equal(got[~keep], 0.0)
+
+
+@pytest.mark.parametrize(
+    "ranker",
+    [SigmoidRanker(0.1), NeuralSortRanker(1.0), SorterRanker(SharpSorter())],
+    ids=["sigmoid", "neuralsort", "sorter"],
+)
+def test_edge_lists_are_finite(ranker):
+    constant = np.full((2, 5), 3.0, "float32")
+    ranks = np.asarray(ranker(constant))
+    np.testing.assert_allclose(ranks, 3.0, atol=1e-3)  # all tied: (n+1)/2
+    single = np.asarray(ranker(np.array([[0.4]], "float32")))
+    np.testing.assert_allclose(single, [[1.0]], atol=1e-3)
+    empty = np.asarray(ranker(constant, mask=np.zeros((2, 5), bool)))
+    np.testing.assert_array_equal(empty, 0.0)
+
+
+@pytest.mark.parametrize(
+    "ranker",
+    [SigmoidRanker(0.3), NeuralSortRanker(0.3)],
+    ids=["sigmoid", "neuralsort"],
+)
+def test_gradients_finite_and_push_the_right_way(rng, ranker):
+    x = tf.Variable(rng.normal(size=(2, 6)).astype("float32"))
+    mask = np.ones((2, 6), bool)
+    mask[1, 2] = False
+    with tf.GradientTape() as tape:
+        ranks = ranker(x, mask=mask)
+        target = ranks[0, 3]
+    grad = tape.gradient(target, x).numpy()
+    assert np.all(np.isfinite(grad))
+    # Raising an item's score lowers (improves) its rank.
+    assert grad[0, 3] < 0
+    assert np.all(grad[1] == 0)
+
+
+def test_sorter_ranker_pads_a_fixed_length_sorter(rng):
+    class Recorder(SharpSorter):
+        def call(self, scores, mask=None):
+            self.seen = scores
+            return super().call(scores)
+
+    sorter = Recorder(seq_len=10)
+    x = rng.normal(size=(2, 4)).astype("float32")
+    mask = np.array([[True, True, False, True], [True] * 4])
+    ranks = np.asarray(SorterRanker(sorter)(x, mask=mask))
+    np.testing.assert_allclose(ranks, masked_rankdata(x, mask), atol=1e-3)
+    seen = np.asarray(sorter.seen)
+    assert seen.shape == (2, 10)
+    # Real items keep their values; padding lies below the list minimum.
+    np.testing.assert_array_equal(seen[1, :4], x[1])
+    assert np.all(seen[1, 4:] < x[1].min())
+    assert np.all(seen[0, [2, 4, 5]] < x[0, mask[0]].min())
+
+
+def test_sorter_ranker_dynamic_length_in_graph(rng):
+    ranker = SorterRanker(SharpSorter(seq_len=12))
+    fn = tf.function(
+        lambda a: ranker(a), input_signature=[tf.TensorSpec((None, None))]
+    )
+    for n in (3, 12):
+        x = rng.normal(size=(2, n)).astype("float32")
+        np.testing.assert_allclose(fn(x), rankdata(-x, axis=-1), atol=1e-3)
+
+
+def test_sorter_ranker_rejects_long_lists():
+    ranker = SorterRanker(SharpSorter(seq_len=5))
+    with pytest.raises(ValueError, match="seq_len=5.*length-generic"):
+        ranker(np.zeros((2, 6), "float32"))
+
+
+def test_sorter_ranker_is_frozen_by_default():
+    sorter = SharpSorter()
+    ranker = SorterRanker(sorter)
+    ranker(np.zeros((1, 3), "float32"))
+    assert ranker.trainable_weights == []
+    assert not sorter.trainable
+    trainable = SorterRanker(SharpSorter(), trainable=True)
+    trainable(np.zeros((1, 3), "float32"))
+    assert len(trainable.trainable_weights) == 1
+
+
+def test_sorter_ranker_gradient_flows_to_scores(rng):
+    ranker = SorterRanker(SharpSorter(seq_len=8, temperature=0.3))
+    x = tf.Variable(rng.normal(size=(1, 5)).astype("float32"))
+    with tf.GradientTape() as tape:
+        target = ranker(x)[0, 2]
+    grad = tape.gradient(target, x).numpy()
+    assert np.all(np.isfinite(grad)) and grad[0, 2] < 0
+
+
+@pytest.mark.parametrize(
+    "ranker",
+    [
+        ExactRanker(),
+        SigmoidRanker(0.25),
+        NeuralSortRanker(2.0),
+        SorterRanker(SharpSorter(seq_len=7)),
+    ],
+    ids=["exact", "sigmoid", "neuralsort", "sorter"],
+)
+def test_config_round_trip(rng, ranker):
+    x = rng.normal(size=(2, 5)).astype("float32")
+    restored = keras.saving.deserialize_keras_object(
+        keras.saving.serialize_keras_object(ranker)
+    )
+    assert type(restored) is type(ranker)
+    assert restored.get_config() == ranker.get_config()
+    np.testing.assert_allclose(restored(x), ranker(x), rtol=1e-6)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="temperature"):
+        SigmoidRanker(temperature=0.0)
+    with pytest.raises(ValueError, match="temperature"):
+        NeuralSortRanker(temperature=-1)
+    with pytest.raises(TypeError, match="sorter"):
+        SorterRanker("not a model")
+    with pytest.raises(ValueError, match="mask"):
+        SigmoidRanker()(np.zeros((2, 3)), mask=np.ones((3, 2), bool))
+    with pytest.raises(NotImplementedError):
+        Ranker()(np.zeros(3))
