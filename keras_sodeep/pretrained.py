@@ -1,0 +1,438 @@
+"""Pretrained sorters: presets, their metadata, download and cache.
+
+A *preset* is a folder, as in keras-hub:
+
+```
+<name>/
+    config.json         keras.saving.serialize_keras_object(sorter)
+    model.weights.h5    sorter.save_weights(...)
+    metadata.json       what the sorter is and how good it is (below)
+```
+
+``metadata.json`` holds ``architecture`` (the sorter's class name),
+``seq_len``, ``training_steps``, ``wall_time_s``, ``hardware``, ``fidelity``
+(the figures of the §9.1 protocol of DESIGN.md: ``l1``, ``spearman``,
+``exact_fraction``, the same on rescaled lists, per length for
+length-generic sorters), ``sha256`` (a dict from ``config.json`` and
+``model.weights.h5`` to the sha256 of that file), ``keras_sodeep_version``
+and ``keras_version``. `save_preset` writes all three files.
+
+**The registry** is the set of folders shipped in the package,
+``keras_sodeep/presets/<name>/``, each with at least its ``metadata.json``.
+The hashes in the shipped ``metadata.json`` pin the other two files, wherever
+they come from. Adding a trained preset is dropping its folder there: the
+whole folder (small sorters ship with the package), or only
+``metadata.json`` and ``config.json`` when the weights are published for
+download at ``<base URL>/<name>/model.weights.h5``. No separate index file
+is needed (nor shipped: the package data is ``presets/*/*``), and a preset
+cannot be registered without its pinned hashes.
+
+**Resolution** of each file of a preset, always checked against the sha256
+of the shipped ``metadata.json``:
+
+1. the local cache, ``$KERAS_SODEEP_HOME/presets/<name>/``, where
+   ``KERAS_SODEEP_HOME`` defaults to ``<Keras home>/keras_sodeep`` (the Keras
+   home is ``$KERAS_HOME``, else ``~/.keras``, as for
+   ``keras.utils.get_file``); a cached file whose hash does not match is
+   removed and fetched again;
+2. the copy shipped inside the package; a mismatch raises ``ValueError``;
+3. a download with ``keras.utils.get_file`` from ``<base URL>/<name>/<file>``
+   into the cache. The base URL is `WEIGHTS_URL` unless the environment
+   variable ``KERAS_SODEEP_WEIGHTS_URL`` overrides it. The file is written
+   under a temporary name in the cache folder, checked, then renamed into
+   place, so a corrupt or partial download never stays in the cache.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+
+import keras
+import numpy as np
+
+from keras_sodeep import __version__
+
+WEIGHTS_URL = (
+    "https://github.com/keras-sodeep/keras-sodeep/releases/download/presets"
+)
+"""Default base URL of the preset files, ``<WEIGHTS_URL>/<name>/<file>``."""
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.weights.h5"
+METADATA_FILE = "metadata.json"
+
+_SHIPPED_DIR = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "presets"
+)
+_BUILD_LENGTH = 8  # Length of the dummy lists that build a generic sorter.
+
+
+# ---------------------------------------------------------------------------
+# Registry.
+# ---------------------------------------------------------------------------
+
+
+def _read_json(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"`{path}` is not valid JSON: {e}") from e
+
+
+def _registry():
+    """Reads the shipped presets: a dict from name to metadata."""
+    registry = {}
+    if not os.path.isdir(_SHIPPED_DIR):
+        return registry
+    for name in sorted(os.listdir(_SHIPPED_DIR)):
+        path = os.path.join(_SHIPPED_DIR, name, METADATA_FILE)
+        if name.startswith((".", "_")) or not os.path.isfile(path):
+            continue
+        registry[name] = _read_json(path)
+    return registry
+
+
+def _base_url():
+    return os.environ.get("KERAS_SODEEP_WEIGHTS_URL", WEIGHTS_URL).rstrip("/")
+
+
+def presets():
+    """Returns the known presets and their metadata.
+
+    Returns:
+        A dict from preset name to the content of its ``metadata.json``
+        (architecture, ``seq_len``, training budget, the §9.1 ``fidelity``
+        figures, sha256 of its files), plus ``url``: where its files are
+        downloaded from. Empty when no preset ships with the package.
+
+    Example:
+
+    >>> from keras_sodeep.pretrained import presets
+    >>> {n: m["fidelity"]["l1"] for n, m in presets().items()}  # doctest: +SKIP
+    {'lstm-100': 0.0033}
+    """
+    return {
+        name: {**metadata, "url": f"{_base_url()}/{name}"}
+        for name, metadata in _registry().items()
+    }
+
+
+def _flatten(value, prefix=""):
+    if isinstance(value, dict):
+        items = {}
+        for key, inner in value.items():
+            items.update(_flatten(inner, f"{prefix}{key}/"))
+        return items
+    return {prefix[:-1]: value}
+
+
+def _cell(value):
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value).replace("|", "\\|")
+
+
+def presets_table(info=None):
+    """Formats presets and their fidelity figures as a Markdown table.
+
+    One row per preset: its architecture, ``seq_len``, every figure of its
+    ``fidelity`` dict (nested keys joined with ``/``), training steps, wall
+    time and hardware.
+
+    Args:
+        info: a dict like the one `presets` returns. Defaults to ``None``,
+            which formats `presets()`.
+
+    Returns:
+        The table, a str; empty when there is no preset.
+
+    Example:
+
+    >>> from keras_sodeep.pretrained import presets_table
+    >>> info = {"lstm-100": {"architecture": "LSTMSorter", "seq_len": 100,
+    ...                      "fidelity": {"l1": 0.00331, "spearman": 0.9998}}}
+    >>> print(presets_table(info))
+    | preset | architecture | seq_len | l1 | spearman | training steps | ...
+    |---|---|---|---|---|---|---|---|
+    | lstm-100 | LSTMSorter | 100 | 0.00331 | 0.9998 |  |  |  |
+    """
+    info = presets() if info is None else info
+    if not info:
+        return ""
+    fidelity = {
+        name: _flatten(m.get("fidelity") or {}) for name, m in info.items()
+    }
+    figures = list(dict.fromkeys(k for row in fidelity.values() for k in row))
+    header = ["preset", "architecture", "seq_len", *figures]
+    header += ["training steps", "wall time (s)", "hardware"]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    for name, metadata in info.items():
+        row = [name, metadata.get("architecture"), metadata.get("seq_len")]
+        row += [fidelity[name].get(key) for key in figures]
+        row += [
+            metadata.get("training_steps"),
+            metadata.get("wall_time_s"),
+            metadata.get("hardware"),
+        ]
+        lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------
+# Files: cache, shipped copy, download.
+# ---------------------------------------------------------------------------
+
+
+def cache_dir():
+    """Returns the folder where downloaded presets are cached.
+
+    ``$KERAS_SODEEP_HOME/presets``; ``KERAS_SODEEP_HOME`` defaults to
+    ``<Keras home>/keras_sodeep``, the Keras home being ``$KERAS_HOME``, else
+    ``~/.keras``. The folder is created on the first download.
+    """
+    home = os.environ.get("KERAS_SODEEP_HOME")
+    if home is None:
+        keras_home = os.environ.get("KERAS_HOME")
+        if keras_home is None:
+            base = os.path.expanduser("~")
+            if not os.access(base, os.W_OK):
+                base = tempfile.gettempdir()
+            keras_home = os.path.join(base, ".keras")
+        home = os.path.join(keras_home, "keras_sodeep")
+    return os.path.join(os.path.expanduser(home), "presets")
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _mismatch(what, expected, got):
+    return ValueError(
+        f"Checksum mismatch for {what}: expected sha256 {expected}, got {got}."
+    )
+
+
+def _download(url, target, expected):
+    """Downloads `url` to `target` if its sha256 is `expected`."""
+    folder = os.path.dirname(target)
+    os.makedirs(folder, exist_ok=True)
+    partial = tempfile.mkdtemp(prefix=".download-", dir=folder)
+    fname = os.path.basename(target)
+    try:
+        try:
+            path = keras.utils.get_file(
+                fname=fname,
+                origin=url,
+                cache_dir=partial,
+                cache_subdir=".",
+                file_hash=expected,
+                hash_algorithm="sha256",
+            )
+        except ValueError as e:
+            path = os.path.join(partial, fname)
+            got = _sha256(path) if os.path.isfile(path) else "no file"
+            raise _mismatch(
+                f"{url} (the download was not kept)", expected, got
+            ) from e
+        except Exception as e:
+            raise OSError(
+                f"Could not download {url}: {e}. Check the network, set "
+                "KERAS_SODEEP_WEIGHTS_URL to a reachable copy of the "
+                f"presets, or place the file at {target}."
+            ) from e
+        got = _sha256(path)
+        if got != expected:
+            raise _mismatch(f"{url} (the download was not kept)", expected, got)
+        os.replace(path, target)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return target
+
+
+def _resolve_file(name, fname, expected):
+    """The path of a checked copy of file `fname` of preset `name`."""
+    cached = os.path.join(cache_dir(), name, fname)
+    if os.path.isfile(cached):
+        if _sha256(cached) == expected:
+            return cached
+        os.remove(cached)  # Stale or corrupt: fetch it again.
+    shipped = os.path.join(_SHIPPED_DIR, name, fname)
+    if os.path.isfile(shipped):
+        got = _sha256(shipped)
+        if got != expected:
+            raise _mismatch(
+                f"the copy of {fname} shipped with the package at {shipped} "
+                "(reinstall keras_sodeep)",
+                expected,
+                got,
+            )
+        return shipped
+    return _download(f"{_base_url()}/{name}/{fname}", cached, expected)
+
+
+def _preset_files(name, metadata):
+    hashes = metadata.get("sha256") or {}
+    paths = {}
+    for fname in (CONFIG_FILE, WEIGHTS_FILE):
+        if fname not in hashes:
+            raise ValueError(
+                f"The metadata of preset '{name}' records no sha256 for "
+                f"{fname}. Received: sha256={hashes}"
+            )
+        paths[fname] = _resolve_file(name, fname, hashes[fname])
+    return paths
+
+
+def _folder_files(folder):
+    paths = {f: os.path.join(folder, f) for f in (CONFIG_FILE, WEIGHTS_FILE)}
+    missing = [f for f, path in paths.items() if not os.path.isfile(path)]
+    if missing:
+        raise ValueError(
+            f"A preset folder should hold {CONFIG_FILE} and {WEIGHTS_FILE}. "
+            f"Received: {folder}, which lacks {', '.join(missing)}"
+        )
+    metadata_path = os.path.join(folder, METADATA_FILE)
+    metadata = {}
+    if os.path.isfile(metadata_path):
+        metadata = _read_json(metadata_path)
+    for fname, expected in (metadata.get("sha256") or {}).items():
+        path = os.path.join(folder, fname)
+        if os.path.isfile(path):
+            got = _sha256(path)
+            if got != expected:
+                raise _mismatch(path, expected, got)
+    return paths, metadata
+
+
+# ---------------------------------------------------------------------------
+# Loading and saving.
+# ---------------------------------------------------------------------------
+
+
+def pretrained(name_or_path, trainable=False):
+    """Returns a pretrained sorter, built and with its weights.
+
+    Args:
+        name_or_path: a preset name (see `presets`) or the path of a preset
+            folder holding ``config.json``, ``model.weights.h5`` and,
+            optionally, a ``metadata.json`` whose sha256 are checked.
+        trainable: bool, whether the sorter's weights are trainable. Defaults
+            to ``False``: a sorter inside a loss is usually frozen.
+
+    Returns:
+        The sorter, a ``keras_sodeep.sorters.Sorter``.
+
+    Raises:
+        ValueError: for an unknown name (the message lists the known ones),
+            a folder that is not a preset, or a file whose sha256 does not
+            match the recorded one.
+        OSError: when a file has to be downloaded and cannot be.
+
+    Example:
+
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from keras_sodeep.pretrained import pretrained, save_preset
+    >>> from keras_sodeep.sorters import GRUSorter
+    >>> sorter = GRUSorter(units=8, num_layers=1)
+    >>> x = np.array([[0.3, 2.0, -1.0, 0.7]], dtype="float32")
+    >>> y = sorter(x)  # Builds the sorter.
+    >>> folder = tempfile.mkdtemp()
+    >>> _ = save_preset(sorter, folder, training_steps=0)
+    >>> loaded = pretrained(folder)
+    >>> bool(np.allclose(loaded(x), y)), loaded.trainable
+    (True, False)
+
+    ``pretrained("lstm-100")`` loads a preset by name: see `presets`.
+    """
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise TypeError(
+            "`name_or_path` should be a preset name or a folder path. "
+            f"Received: name_or_path={name_or_path!r}"
+        )
+    if not isinstance(trainable, bool):
+        raise TypeError(
+            f"`trainable` should be a bool. Received: trainable={trainable!r}"
+        )
+    key = os.fspath(name_or_path)
+    if os.path.isdir(key):
+        paths, metadata = _folder_files(key)
+    else:
+        registry = _registry()
+        if key not in registry:
+            known = ", ".join(registry) if registry else "none are installed"
+            raise ValueError(
+                "`name_or_path` should be a known preset name or a preset "
+                f"folder. Known presets: {known}. "
+                f"Received: name_or_path={key!r}"
+            )
+        metadata = registry[key]
+        paths = _preset_files(key, metadata)
+    config = _read_json(paths[CONFIG_FILE])
+    sorter = keras.saving.deserialize_keras_object(config)
+    seq_len = getattr(sorter, "seq_len", None) or metadata.get("seq_len")
+    dummy = np.linspace(1.0, -1.0, seq_len or _BUILD_LENGTH, dtype="float32")
+    sorter(dummy[None, :])
+    sorter.load_weights(paths[WEIGHTS_FILE])
+    sorter.trainable = trainable
+    return sorter
+
+
+def save_preset(sorter, directory, **metadata):
+    """Writes a sorter as a preset folder.
+
+    Writes ``config.json``, ``model.weights.h5`` and ``metadata.json`` into
+    ``directory`` (created if needed). The metadata records the
+    architecture, ``seq_len``, the sha256 of the two other files and the
+    package versions, plus the given keyword arguments (by convention
+    ``training_steps``, ``wall_time_s``, ``hardware`` and ``fidelity``, a
+    dict of the §9.1 figures).
+
+    Args:
+        sorter: a built sorter (called once, or trained), a ``keras.Model``
+            whose config round-trips through
+            ``keras.saving.serialize_keras_object``.
+        directory: str or path, the preset folder.
+        **metadata: JSON-serializable values to record.
+
+    Returns:
+        The metadata written, a dict.
+    """
+    if not isinstance(sorter, keras.Model) or not sorter.built:
+        raise ValueError(
+            "`sorter` should be a built keras.Model. "
+            f"Received: sorter={sorter!r}"
+        )
+    directory = os.fspath(directory)
+    os.makedirs(directory, exist_ok=True)
+    config_path = os.path.join(directory, CONFIG_FILE)
+    weights_path = os.path.join(directory, WEIGHTS_FILE)
+    with open(config_path, "w", encoding="utf-8") as f:
+        json.dump(keras.saving.serialize_keras_object(sorter), f, indent=2)
+    sorter.save_weights(weights_path)
+    record = {
+        "architecture": type(sorter).__name__,
+        "seq_len": getattr(sorter, "seq_len", None),
+        **metadata,
+        "sha256": {
+            CONFIG_FILE: _sha256(config_path),
+            WEIGHTS_FILE: _sha256(weights_path),
+        },
+        "keras_sodeep_version": __version__,
+        "keras_version": keras.__version__,
+    }
+    with open(os.path.join(directory, METADATA_FILE), "w") as f:
+        json.dump(record, f, indent=2, sort_keys=True)
+    return record
