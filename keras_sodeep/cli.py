@@ -5,10 +5,12 @@ library; the work itself lives in the module whose idea it is.
 
 ```
 keras-sodeep demo                 # train a tiny model with a rank metric
+keras-sodeep presets              # the pretrained sorters and their fidelity
 ```
 """
 
 import argparse
+import json
 import os
 import sys
 
@@ -65,6 +67,39 @@ def _add_demo_command(subparsers):
     parser.set_defaults(func=_demo)
 
 
+def _presets(args):
+    """Prints the pretrained sorters and their fidelity figures."""
+    from keras_sodeep import pretrained
+
+    info = pretrained.presets()
+    if args.json:
+        print(json.dumps(info, indent=2, sort_keys=True))
+        return 0
+    if not info:
+        print(
+            "No pretrained sorter presets are installed: the package's "
+            "presets/ folder holds none yet."
+        )
+        return 0
+    print(pretrained.presets_table(info))
+    print()
+    print(
+        f"Cache: {pretrained.cache_dir()} (KERAS_SODEEP_HOME moves it); "
+        "`--json` shows each preset's download URL and checksums."
+    )
+    return 0
+
+
+def _add_presets_command(subparsers):
+    parser = subparsers.add_parser(
+        "presets", help="list the pretrained sorters and their fidelity"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print the metadata as JSON"
+    )
+    parser.set_defaults(func=_presets)
+
+
 def build_parser():
     """Returns the `keras-sodeep` argument parser."""
     parser = argparse.ArgumentParser(
@@ -73,6 +108,7 @@ def build_parser():
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_demo_command(subparsers)
+    _add_presets_command(subparsers)
     return parser
 
 
