@@ -327,7 +327,8 @@ def pretrained(name_or_path, trainable=False):
     Args:
         name_or_path: a preset name (see `presets`) or the path of a preset
             folder holding ``config.json``, ``model.weights.h5`` and,
-            optionally, a ``metadata.json`` whose sha256 are checked.
+            optionally, a ``metadata.json`` whose sha256 are checked. An
+            existing folder wins over a preset of the same name.
         trainable: bool, whether the sorter's weights are trainable. Defaults
             to ``False``: a sorter inside a loss is usually frozen.
 
