@@ -1,0 +1,299 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from scipy.stats import rankdata
+
+from keras_sodeep.sorters import CNNSorter, GRUSorter, LSTMSorter, Sorter
+
+N = 12
+
+# Small versions of every sorter, keyed by a readable id.
+SMALL = {
+    "lstm": lambda: LSTMSorter(N, units=8, num_layers=1),
+    "lstm_generic": lambda: LSTMSorter(None, units=8, num_layers=1),
+    "cnn": lambda: CNNSorter(N, filters=8, kernel_size=3, num_blocks=8),
+    "gru": lambda: GRUSorter(units=8, num_layers=2, context_units=4),
+}
+FIXED = ["lstm", "cnn"]
+GENERIC = ["lstm_generic", "gru"]
+
+
+def make(name):
+    keras.utils.set_random_seed(1)
+    return SMALL[name]()
+
+
+def normalized_ranks(x, mask=None):
+    """Oracle: scipy's descending tie-averaged ranks / list size."""
+    if mask is None:
+        mask = np.ones(x.shape, bool)
+    out = np.zeros(x.shape)
+    for row, keep, dest in zip(x, mask, out):
+        dest[keep] = rankdata(-row[keep]) / keep.sum()
+    return out
+
+
+def random_mask(rng, shape, keep=0.6):
+    mask = rng.random(shape) < keep
+    mask[:, 0] = True
+    return mask
+
+
+@pytest.mark.parametrize("name", list(SMALL))
+def test_shape_dtype_and_range(rng, name):
+    sorter = make(name)
+    x = rng.normal(size=(5, N)).astype("float32")
+    y = np.asarray(sorter(x))
+    assert y.shape == (5, N)
+    assert sorter(x).dtype == "float32"
+    assert sorter.seq_len == (N if name in FIXED else None)
+    assert np.all((y > 0) & (y < 1))
+
+
+@pytest.mark.parametrize("name", GENERIC)
+def test_generic_sorters_take_any_length(rng, name):
+    sorter = make(name)
+    for n in (1, 3, 40):
+        x = rng.normal(size=(2, n))
+        assert np.asarray(sorter(x)).shape == (2, n)
+
+
+@pytest.mark.parametrize("name", list(SMALL))
+def test_invariant_to_positive_affine_maps(rng, name):
+    sorter = make(name)
+    x = rng.normal(size=(4, N))
+    mask = random_mask(rng, x.shape)
+    expected = np.asarray(sorter(x.astype("float32")))
+    expected_masked = np.asarray(sorter(x.astype("float32"), mask=mask))
+    for scale, shift in [(1000.0, 50.0), (0.001, 0.0), (3.0, -20.0)]:
+        mapped = (scale * x + shift).astype("float32")
+        np.testing.assert_allclose(sorter(mapped), expected, atol=2e-5)
+        np.testing.assert_allclose(
+            sorter(mapped, mask=mask), expected_masked, atol=2e-5
+        )
+
+
+@pytest.mark.parametrize("name", list(SMALL))
+def test_constant_lists_give_no_nan(name):
+    sorter = make(name)
+    x = tf.constant([[3.5] * N, [0.0] * N, [-1e6] * N])
+    mask = np.ones((3, N), bool)
+    mask[1, 5:] = False
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = sorter(x, mask=mask)
+        total = tf.reduce_sum(y * tf.range(N, dtype="float32"))
+    assert np.all(np.isfinite(y))
+    assert np.all(np.isfinite(tape.gradient(total, x)))
+
+
+@pytest.mark.parametrize("name", list(SMALL))
+def test_masked_items_output_zero_and_do_not_matter(rng, name):
+    sorter = make(name)
+    x = rng.normal(size=(6, N)).astype("float32")
+    mask = random_mask(rng, x.shape)
+    y = np.asarray(sorter(x, mask=mask))
+    assert np.all(y[~mask] == 0)
+    assert np.all(y[mask] > 0)
+    other = np.where(mask, x, rng.normal(size=x.shape) * 1e3).astype("float32")
+    np.testing.assert_allclose(sorter(other, mask=mask), y, atol=1e-6)
+    other[~mask] = np.nan
+    np.testing.assert_allclose(sorter(other, mask=mask), y, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", GENERIC)
+def test_generic_mask_equals_removing_the_items(rng, name):
+    sorter = make(name)
+    x = rng.normal(size=(4, N)).astype("float32")
+    mask = random_mask(rng, x.shape)
+    y = np.asarray(sorter(x, mask=mask))
+    for row, keep, out in zip(x, mask, y):
+        alone = np.asarray(sorter(row[keep][None]))[0]
+        np.testing.assert_allclose(out[keep], alone, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", FIXED)
+def test_fixed_mask_pads_below_the_minimum(rng, name):
+    # Documented rule: the k-th masked item becomes min - k * gap with
+    # gap = (max - min) / (m - 1); unmasked outputs are scaled by n / m.
+    sorter = make(name)
+    x = rng.normal(size=(4, N)).astype("float32")
+    mask = random_mask(rng, x.shape)
+    filled = x.copy()
+    for row, keep in zip(filled, mask):
+        lo, hi, m = row[keep].min(), row[keep].max(), keep.sum()
+        gap = (hi - lo) / max(m - 1, 1)
+        row[~keep] = lo - gap * np.arange(1, (~keep).sum() + 1)
+    expected = np.asarray(sorter(filled)) * N / mask.sum(-1, keepdims=True)
+    expected[~mask] = 0
+    np.testing.assert_allclose(sorter(x, mask=mask), expected, atol=1e-5)
+
+
+def test_fixed_length_sorters_reject_other_lengths(rng):
+    x = rng.normal(size=(2, N - 2)).astype("float32")
+    for name in FIXED:
+        with pytest.raises(ValueError, match=f"seq_len={N}.*GRUSorter"):
+            make(name)(x)
+    with pytest.raises(ValueError, match="batch_size, list_size"):
+        make("gru")(np.zeros((2, 3, 4)))
+    with pytest.raises(ValueError, match="mask"):
+        make("gru")(x, mask=np.ones((2, 3), bool))
+
+
+@pytest.mark.parametrize(
+    "build, match",
+    [
+        (lambda: LSTMSorter(0), "seq_len"),
+        (lambda: LSTMSorter(8, units=0), "units"),
+        (lambda: LSTMSorter(8, num_layers=1.5), "num_layers"),
+        (lambda: CNNSorter(None), "seq_len"),
+        (lambda: CNNSorter(8, num_blocks=0), "num_blocks"),
+        (lambda: CNNSorter(8, kernel_size=True), "kernel_size"),
+        (lambda: GRUSorter(seq_len=8), "seq_len"),
+        (lambda: GRUSorter(context_units=-1), "context_units"),
+    ],
+)
+def test_bad_arguments(build, match):
+    with pytest.raises(ValueError, match=match):
+        build()
+
+
+@pytest.mark.parametrize("name", list(SMALL))
+def test_get_config_from_config(rng, name):
+    sorter = make(name)
+    x = rng.normal(size=(3, N)).astype("float32")
+    y = sorter(x)
+    config = sorter.get_config()
+    clone = type(sorter).from_config(config)
+    assert clone.get_config() == config
+    clone.build((None, N))
+    clone.set_weights(sorter.get_weights())
+    np.testing.assert_allclose(clone(x), y, atol=1e-6)
+
+
+def test_configs_mirror_the_constructors():
+    config = LSTMSorter(7, units=5, num_layers=3).get_config()
+    assert (config["seq_len"], config["units"], config["num_layers"]) == (
+        7,
+        5,
+        3,
+    )
+    config = CNNSorter(9, filters=4, kernel_size=5, num_blocks=2).get_config()
+    assert [config[k] for k in ("seq_len", "filters", "kernel_size")] == [
+        9,
+        4,
+        5,
+    ]
+    assert config["num_blocks"] == 2
+    config = GRUSorter(units=3, num_layers=4, context_units=0).get_config()
+    assert "seq_len" not in config
+    assert [config[k] for k in ("units", "num_layers", "context_units")] == [
+        3,
+        4,
+        0,
+    ]
+
+
+@pytest.mark.parametrize("name", list(SMALL))
+def test_build_creates_every_weight(name):
+    sorter = make(name)
+    sorter.build((None, N))
+    built = sorter.count_params()
+    assert built > 0
+    sorter(np.zeros((1, N), "float32"))
+    assert sorter.count_params() == built
+
+
+@pytest.mark.parametrize("name", list(SMALL))
+def test_keras_file_round_trip(rng, tmp_path, name):
+    sorter = make(name)
+    x = rng.normal(size=(3, N)).astype("float32")
+    mask = random_mask(rng, x.shape)
+    y, y_masked = sorter(x), sorter(x, mask=mask)
+    path = str(tmp_path / "sorter.keras")
+    sorter.save(path)
+    loaded = keras.saving.load_model(path)
+    assert type(loaded) is type(sorter)
+    assert isinstance(loaded, Sorter)
+    assert loaded.get_config() == sorter.get_config()
+    np.testing.assert_array_equal(loaded(x), y)
+    np.testing.assert_array_equal(loaded(x, mask=mask), y_masked)
+
+
+@pytest.mark.parametrize("name", list(SMALL))
+def test_graph_mode_with_xla(rng, name):
+    # Plain graph mode (tf.function) is exercised by the training test.
+    sorter = make(name)
+    x = rng.normal(size=(3, N)).astype("float32")
+    mask = random_mask(rng, x.shape)
+    run = tf.function(
+        lambda s, m: sorter(s, mask=m, training=False), jit_compile=True
+    )
+    np.testing.assert_allclose(run(x, mask), sorter(x, mask=mask), atol=1e-5)
+
+
+def test_mixed_precision_outputs_float32(rng):
+    x = rng.normal(size=(2, N)).astype("float32") * 1e3 + 5e3
+    try:
+        keras.config.set_dtype_policy("mixed_float16")
+        for name in SMALL:
+            sorter = make(name)
+            y = sorter(x)
+            assert sorter.dtype_policy.name == "mixed_float16"
+            assert y.dtype == "float32"
+            assert np.all(np.isfinite(y))
+    finally:
+        keras.config.set_dtype_policy("float32")
+
+
+def random_lists(rng, batch, n_min, n_max, n_pad):
+    x = rng.normal(size=(batch, n_pad)) * rng.uniform(0.1, 10, (batch, 1))
+    x[: batch // 2] = rng.uniform(-1, 1, size=(batch // 2, n_pad))
+    lengths = rng.integers(n_min, n_max + 1, size=batch)
+    mask = np.arange(n_pad)[None] < lengths[:, None]
+    return x.astype("float32"), mask
+
+
+@pytest.mark.parametrize("name", list(SMALL))
+def test_loss_falls_in_a_short_training_run(rng, name):
+    keras.utils.set_random_seed(2)
+    sorter = SMALL[name]()
+    optimizer = keras.optimizers.Adam(learning_rate=0.01)
+    generic = name in GENERIC
+
+    @tf.function
+    def step(x, mask, target):
+        with tf.GradientTape() as tape:
+            y = sorter(x, mask=mask, training=True)
+            loss = tf.reduce_mean(tf.square(y - target))
+        variables = sorter.trainable_variables
+        optimizer.apply_gradients(
+            zip(tape.gradient(loss, variables), variables)
+        )
+        return loss
+
+    losses = []
+    for _ in range(80):
+        if generic:
+            x, mask = random_lists(rng, 32, 8, 16, 16)
+        else:
+            x, mask = random_lists(rng, 32, N, N, N)
+        target = normalized_ranks(x, mask).astype("float32")
+        losses.append(float(step(x, mask, target)))
+    first, last = np.mean(losses[:5]), np.mean(losses[-5:])
+    assert np.isfinite(losses).all()
+    assert last < 0.6 * first, (first, last)
+
+
+def test_fit_with_a_masked_dict_input(rng):
+    sorter = make("gru")
+    x, mask = random_lists(rng, 64, 4, N, N)
+    target = normalized_ranks(x, mask).astype("float32")
+    sorter.compile(optimizer="adam", loss="mse")
+    history = sorter.fit(
+        {"scores": x, "mask": mask}, target, epochs=2, batch_size=16, verbose=0
+    )
+    assert np.isfinite(history.history["loss"]).all()
+    y = np.asarray(sorter.predict({"scores": x, "mask": mask}, verbose=0))
+    assert np.all(y[~mask] == 0)
