@@ -407,7 +407,9 @@ class SorterRanker(Ranker):
             normalized ranks of the same shape).
         trainable: bool, whether the sorter's weights train with the model
             that holds the ranker. Defaults to ``False`` (frozen, as in the
-            paper); setting it also sets ``sorter.trainable``.
+            paper: sets ``sorter.trainable`` and calls the sorter in
+            inference mode). ``keras_sodeep.callbacks.SorterFinetuning``
+            can still fine-tune a frozen sorter on its own.
 
     Example:
 
@@ -482,6 +484,11 @@ class SorterRanker(Ranker):
             extra = low - gap * (pad_index[:, -1:] + extra_index)
             padded = ops.concatenate([filled, extra], axis=-1)[:, :seq_len]
             padded = ops.reshape(padded, (-1, seq_len))
+        # `keras_sodeep.callbacks.SorterFinetuning` collects the lists the
+        # sorter sees through this hook.
+        recorder = getattr(self.sorter, "_score_recorder", None)
+        if recorder is not None:
+            recorder.record(ops.stop_gradient(padded))
         training = None if self.trainable else False
         normalized = self.sorter(padded, training=training)
         normalized = ops.cast(normalized, dtype)

@@ -220,6 +220,8 @@ def test_sorter_ranker_is_frozen_by_default():
     ranker = SorterRanker(sorter)
     ranker(np.zeros((1, 3), "float32"))
     assert ranker.trainable_weights == []
+    model = keras.Sequential([keras.Input((3,)), ranker])
+    assert model.trainable_weights == []
     assert not sorter.trainable
     trainable = SorterRanker(SharpSorter(), trainable=True)
     trainable(np.zeros((1, 3), "float32"))
