@@ -270,11 +270,11 @@ def _average_precision(sim, positive):
     )
     last = ops.take_along_axis(group_ends, group, axis=-1)
     cum_pos = ops.cumsum(pos_sorted, axis=-1)
-    precision = ops.cast(
-        ops.take_along_axis(cum_pos, last, axis=-1), "float64"
-    ) / ops.cast(last + 1, "float64")
-    precision = ops.where(pos_sorted > 0, precision, 0.0)
-    num_pos = ops.cast(ops.maximum(cum_pos[..., -1], 1), "float64")
+    dtype = sim.dtype
+    hits = ops.take_along_axis(cum_pos, last, axis=-1)
+    precision = ops.cast(hits, dtype) / ops.cast(last + 1, dtype)
+    precision = ops.where(pos_sorted > 0, precision, ops.zeros_like(precision))
+    num_pos = ops.cast(ops.maximum(cum_pos[..., -1], 1), dtype)
     return ops.sum(precision, axis=-1) / num_pos
 
 
