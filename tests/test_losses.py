@@ -653,3 +653,22 @@ def test_config_round_trip(loss):
 def test_preset_names_resolve_lazily(monkeypatch):
     loss = SpearmanLoss(ranker="some-preset")
     assert loss._ranker is None  # not looked up at construction
+
+
+def test_save_and_load_with_a_real_sorter(rng, tmp_path):
+    from keras_sodeep.sorters import LSTMSorter
+
+    x = rng.normal(size=(20, 3)).astype("float32")
+    y = rng.normal(size=(20, 1)).astype("float32")
+    keras.utils.set_random_seed(4)
+    sorter = LSTMSorter(seq_len=32, units=4, num_layers=1)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile("sgd", loss=MeanAveragePrecisionLoss(sorter, axis=0))
+    labels = (y > 0).astype("float32")
+    before = model.evaluate(x, labels, batch_size=20, verbose=0)
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    keras.utils.set_random_seed(5)  # a fresh sorter would differ
+    restored = keras.saving.load_model(path)
+    after = restored.evaluate(x, labels, batch_size=20, verbose=0)
+    np.testing.assert_allclose(after, before, rtol=1e-5)
