@@ -113,8 +113,10 @@ def _standardize_labels(labels, name, num_items, embeddings_name):
             f"Received: {name}.shape={labels.shape}, "
             f"{embeddings_name} has {num_items} rows"
         )
-    if labels.dtype.kind == "b":
-        labels = labels.astype("int32")
+    if labels.dtype.kind == "f" and not np.all(np.isfinite(labels)):
+        raise ValueError(
+            f"`{name}` should hold finite class ids. Received NaN or inf."
+        )
     return labels
 
 
@@ -168,41 +170,16 @@ def _standardize_inputs(
     dtype = keras.backend.result_type(query.dtype, gallery.dtype)
     query = ops.cast(query, dtype)
     gallery = ops.cast(gallery, dtype)
+    # Class ids as int32 codes: NumPy compares mixed dtypes exactly.
+    _, codes = np.unique(
+        np.concatenate([query_labels, gallery_labels]), return_inverse=True
+    )
+    codes = codes.reshape(-1).astype("int32")
+    query_labels, gallery_labels = (
+        codes[: query.shape[0]],
+        codes[query.shape[0] :],
+    )
     return query, gallery, query_labels, gallery_labels, bool(exclude_self)
-
-
-def _prepare(
-    query,
-    gallery,
-    query_labels,
-    gallery_labels,
-    metric,
-    exclude_self,
-    batch_size,
-    with_ap,
-):
-    """Checks the inputs and returns the per-query statistics."""
-    query, gallery, query_labels, gallery_labels, exclude_self = (
-        _standardize_inputs(
-            query,
-            gallery,
-            query_labels,
-            gallery_labels,
-            metric,
-            exclude_self,
-            batch_size,
-        )
-    )
-    return _statistics(
-        query,
-        gallery,
-        query_labels,
-        gallery_labels,
-        metric,
-        exclude_self,
-        batch_size,
-        with_ap,
-    )
 
 
 def _similarity(query, gallery, metric):
@@ -281,6 +258,18 @@ def _average_precision(sim, positive):
 def _statistics(
     query, gallery, query_labels, gallery_labels, metric, exclude_self, bs, ap
 ):
+    """Checks the inputs; per-query statistics of those with a positive."""
+    query, gallery, query_labels, gallery_labels, exclude_self = (
+        _standardize_inputs(
+            query,
+            gallery,
+            query_labels,
+            gallery_labels,
+            metric,
+            exclude_self,
+            bs,
+        )
+    )
     if metric == "cosine":
         query, gallery = _normalize(query), _normalize(gallery)
     gallery_t = ops.convert_to_tensor(gallery_labels)
@@ -403,7 +392,7 @@ def recall_at_k(
     {1: 0.0, 2: 0.5}
     """
     ks, is_sequence = _standardize_k(k)
-    stats = _prepare(
+    stats = _statistics(
         query,
         gallery,
         query_labels,
@@ -465,7 +454,7 @@ def median_rank(
     >>> median_rank(x, query_labels=labels)
     2.5
     """
-    stats = _prepare(
+    stats = _statistics(
         query,
         gallery,
         query_labels,
@@ -525,7 +514,7 @@ def mean_average_precision(
     >>> round(mean_average_precision(x, query_labels=labels), 4)
     0.4167
     """
-    stats = _prepare(
+    stats = _statistics(
         query,
         gallery,
         query_labels,
@@ -587,7 +576,7 @@ def evaluate_retrieval(
     ['map', 'median_rank', 'num_queries', 'recall_at_1']
     """
     ks, _ = _standardize_k(k)
-    stats = _prepare(
+    stats = _statistics(
         query,
         gallery,
         query_labels,
@@ -624,7 +613,8 @@ class RetrievalEvaluation(keras.callbacks.Callback):
     The callback holds data, so it has no config and is not serializable.
 
     Args:
-        x: inputs of the queries, anything `Model.predict` accepts.
+        x: inputs of the queries: an array, or a list / dict of arrays, as
+            `Model.predict` takes them (not a dataset: labels must align).
         labels: class ids of the queries, shape ``(num_queries,)``.
         gallery: inputs of the gallery, or ``None`` (the default) to use the
             queries as their own gallery, self pairs left out.

@@ -317,6 +317,14 @@ def test_input_forms(rng):
             xi.astype("float64"), query_labels=labels, metric="dot"
         ),
     )
+    # Label dtypes may differ between query and gallery; big ids stay exact.
+    big = labels.astype("int64") + 2**40
+    out = evaluate_retrieval(x, x, big, big.astype("uint64"), exclude_self=True)
+    assert out == base
+    float_labels = labels.astype("float32")
+    assert evaluate_retrieval(x, query_labels=float_labels) == base
+    with pytest.raises(ValueError, match="`query_labels` should hold finite"):
+        recall_at_k(x, query_labels=np.where(labels == 0, np.nan, labels))
     # Results are Python floats; an int k gives a float.
     assert all(type(v) is float for v in base.values())
     assert type(recall_at_k(x, query_labels=labels, k=1)) is float
