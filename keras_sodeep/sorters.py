@@ -22,13 +22,12 @@ float rounding, whatever its weights. A constant list gives ``u = 1/2`` and
 ``z = 0`` (no division by zero, no NaN). Non-finite unmasked scores give NaN
 outputs.
 
-This module stands on ``keras_sodeep.ranking`` only.
+Targets come from ``keras_sodeep.ranking.exact_rank``; this module imports
+no other module of the package.
 """
 
 import keras
 from keras import ops
-
-from keras_sodeep.ranking import exact_rank  # noqa: F401 (used in doctests)
 
 _NUM_FEATURES = 2
 
@@ -303,9 +302,10 @@ class LSTMSorter(Sorter):
     >>> bool(np.allclose(sorter(1000 * x + 50), ranks, atol=1e-5))
     True
 
-    Train it on lists with their exact normalized ranks as targets:
-    ``sorter.compile(optimizer="adam", loss="mse")`` and ``sorter.fit(x,
-    exact_rank(x) / 8)``.
+    Train it on lists with their exact normalized ranks as targets
+    (``keras_sodeep.ranking.exact_rank``):
+    ``sorter.compile(optimizer="adam", loss="mse")`` and
+    ``sorter.fit(x, exact_rank(x) / 8)``.
     """
 
     def __init__(self, seq_len, units=128, num_layers=2, **kwargs):

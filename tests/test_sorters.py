@@ -274,7 +274,7 @@ def test_loss_falls_in_a_short_training_run(rng, name):
         return loss
 
     losses = []
-    for _ in range(80):
+    for _ in range(40):
         if generic:
             x, mask = random_lists(rng, 32, 8, 16, 16)
         else:
@@ -283,7 +283,7 @@ def test_loss_falls_in_a_short_training_run(rng, name):
         losses.append(float(step(x, mask, target)))
     first, last = np.mean(losses[:5]), np.mean(losses[-5:])
     assert np.isfinite(losses).all()
-    assert last < 0.6 * first, (first, last)
+    assert last < 0.5 * first, (first, last)
 
 
 def test_fit_with_a_masked_dict_input(rng):
@@ -292,7 +292,7 @@ def test_fit_with_a_masked_dict_input(rng):
     target = normalized_ranks(x, mask).astype("float32")
     sorter.compile(optimizer="adam", loss="mse")
     history = sorter.fit(
-        {"scores": x, "mask": mask}, target, epochs=2, batch_size=16, verbose=0
+        {"scores": x, "mask": mask}, target, epochs=1, batch_size=32, verbose=0
     )
     assert np.isfinite(history.history["loss"]).all()
     y = np.asarray(sorter.predict({"scores": x, "mask": mask}, verbose=0))
