@@ -287,8 +287,8 @@ def synthetic_dataset(
     >>> from keras_sodeep.synthetic import synthetic_dataset
     >>> ds = synthetic_dataset(seq_len=5, batch_size=2, seed=0, num_batches=1)
     >>> scores, targets = next(iter(ds))
-    >>> tuple(scores.shape), sorted(targets.numpy()[0].tolist())
-    ((2, 5), [0.2, 0.4, 0.6, 0.8, 1.0])
+    >>> tuple(scores.shape), sorted((5 * targets.numpy()[0]).round(3).tolist())
+    ((2, 5), [1.0, 2.0, 3.0, 4.0, 5.0])
     """
     batch_size = _check_positive(batch_size, "batch_size")
     if num_batches is not None:
