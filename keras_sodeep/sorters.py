@@ -164,6 +164,8 @@ class Sorter(keras.Model):
             input_shape = (None, self.seq_len)
         input_shape = tuple(input_shape)
         self._check_shape(input_shape)
+        if self.built:
+            return
         n = input_shape[-1]
         self._build_layers((input_shape[0], n, _NUM_FEATURES))
         self.built = True

@@ -203,6 +203,8 @@ def test_build_creates_every_weight(name):
     assert built > 0
     sorter(np.zeros((1, N), "float32"))
     assert sorter.count_params() == built
+    sorter.build((None, N))  # A second build is a no-op.
+    assert sorter.count_params() == built
 
 
 @pytest.mark.parametrize("name", list(SMALL))
