@@ -356,3 +356,19 @@ def test_cli_train_resumes_after_sigkill(tmp_path):
         logged = [int(row["epoch"]) for row in csv.DictReader(f)]
     # The second run logged the epochs from the checkpoint on, once each.
     assert logged[-(epochs - saved) :] == list(range(saved, epochs))
+
+
+def test_train_sorter_on_ranged_lengths_without_export():
+    sorter, metadata = train_sorter(
+        "gru",
+        seq_len=(4, 12),
+        steps=20,
+        batch_size=8,
+        eval_lists=0,
+        verbose=0,
+    )
+    assert sorter.seq_len is None
+    assert int(sorter.optimizer.iterations.numpy()) == 20
+    assert metadata["training"]["seq_len"] == [4, 12]
+    assert metadata["evaluation"]["seq_len"] == 100
+    assert metadata["fidelity"] is None
