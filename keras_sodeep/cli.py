@@ -71,9 +71,9 @@ def _add_demo_command(subparsers):
 
 def _presets(args):
     """Prints the pretrained sorters and their fidelity figures."""
-    from keras_sodeep import pretrained
+    from keras_sodeep.pretrained import cache_dir, presets, presets_table
 
-    info = pretrained.presets()
+    info = presets()
     if args.json:
         print(json.dumps(info, indent=2, sort_keys=True))
         return 0
@@ -83,10 +83,10 @@ def _presets(args):
             "presets/ folder holds none yet."
         )
         return 0
-    print(pretrained.presets_table(info))
+    print(presets_table(info))
     print()
     print(
-        f"Cache: {pretrained.cache_dir()} (KERAS_SODEEP_HOME moves it); "
+        f"Cache: {cache_dir()} (KERAS_SODEEP_HOME moves it); "
         "`--json` shows each preset's download URL and checksums."
     )
     return 0

@@ -6,6 +6,7 @@ temporary `KERAS_SODEEP_HOME`.
 
 import hashlib
 import http.server
+import importlib
 import json
 import os
 import pathlib
@@ -18,8 +19,11 @@ import numpy as np
 import pytest
 
 from keras_sodeep import cli
-from keras_sodeep import pretrained as pretrained_module
 from keras_sodeep.pretrained import presets, pretrained, save_preset
+
+# The package exports the function `pretrained`, which hides the module of
+# the same name as an attribute: take the module itself.
+pretrained_module = importlib.import_module("keras_sodeep.pretrained")
 
 NAME = "tiny-6"
 SEQ_LEN = 6
