@@ -197,8 +197,11 @@ class _RankingMetric(keras.metrics.Metric):
             self.total = self.add_variable(
                 shape=(), initializer="zeros", dtype=self.dtype, name="total"
             )
-            self.weight = self.add_variable(
-                shape=(), initializer="zeros", dtype=self.dtype, name="weight"
+            self.total_weight = self.add_variable(
+                shape=(),
+                initializer="zeros",
+                dtype=self.dtype,
+                name="total_weight",
             )
 
     def _build_buffers(self, num_columns):
@@ -318,7 +321,7 @@ class _RankingMetric(keras.metrics.Metric):
             list_weight = ops.where(counted, sample_weight, 0.0)
             values = ops.where(counted, values, 0.0)
             self.total.assign_add(ops.sum(list_weight * values))
-            self.weight.assign_add(ops.sum(list_weight))
+            self.total_weight.assign_add(ops.sum(list_weight))
             return
         num_columns = scores.shape[-1]
         if num_columns is None:
@@ -351,7 +354,7 @@ class _RankingMetric(keras.metrics.Metric):
             (self.scores_seen, scores),
             (self.weights_seen, weights),
         ):
-            variable.assign(ops.slice_update(variable, start, value))
+            variable.assign(ops.slice_update(variable.value, start, value))
         self.count.assign_add(batch_size)
 
     def _values(self, labels, scores, weights):
@@ -378,7 +381,7 @@ class _RankingMetric(keras.metrics.Metric):
 
     def result(self):
         if self.axis == -1:
-            return ops.divide_no_nan(self.total, self.weight)
+            return ops.divide_no_nan(self.total, self.total_weight)
         if self._num_columns is None:
             return ops.zeros((), dtype=self.dtype)
         sizes = self._buffer_sizes()
@@ -446,7 +449,7 @@ class SpearmanCorrelation(_RankingMetric):
     no defined list at all, ``result()`` is 0. Masked items (``y_true`` as a
     dict ``{"labels": ..., "mask": ...}``) take no part; labels are real
     values, so only the mask pads them. With ``axis=0``, ``sample_weight``
-    has one non-negative weight per sample: a zero weight leaves the sample
+    has one weight per sample: a zero (or negative) weight leaves the sample
     out, positive weights weight the Pearson correlation of the ranks above,
     the ranks themselves being those of the samples with a positive weight.
 
@@ -510,8 +513,8 @@ class MeanAveragePrecision(_RankingMetric):
     list that has a relevant item, ``result()`` is 0.
 
     Labels < 0 are padding, as are the ``False`` entries of a mask
-    (``y_true`` as a dict ``{"labels": ..., "mask": ...}``); zero-weight
-    samples are left out.
+    (``y_true`` as a dict ``{"labels": ..., "mask": ...}``); samples with a
+    zero (or negative) weight are left out.
 
     Args:
         axis: int, the axis along which items are ranked: ``0`` (the batch is
@@ -596,7 +599,7 @@ class RecallAtK(_RankingMetric):
     In ``compile()``:
 
     ```python
-    model.compile(optimizer="adam", loss=keras_sodeep.RecallAtKLoss(),
+    model.compile(optimizer="adam", loss=keras_sodeep.losses.RecallAtKLoss(),
                   metrics=[keras_sodeep.metrics.RecallAtK(k=5)])
     ```
     """

@@ -491,3 +491,38 @@ def test_in_model_evaluate_save_load_and_early_stopping(rng, tmp_path):
     )
     assert stop.monitor_op is keras.ops.greater
     assert len(history.history["val_spearman"]) == 2
+
+
+def test_recall_axis0_sample_weight(rng):
+    y = rng.integers(0, 2, (7, 2)).astype("float32")
+    y[0] = 1.0
+    s = rng.integers(0, 3, (7, 2)).astype("float32")
+    w = np.array([0.0, 1.0, 2.0, 0.5, 1.0, 3.0, 1.0])
+    value = accumulate(RecallAtK(k=3, axis=0), y, s, batch_size=3, w=w)
+    expected = []
+    for c in range(2):
+        keep = w > 0
+        relevant, scores, weight = y[keep, c] > 0, s[keep, c], w[keep]
+        found = []
+        for priority in itertools.permutations(range(len(scores))):
+            top = np.lexsort((np.array(priority), -scores))[:3]
+            found.append(weight[top][relevant[top]].sum())
+        expected.append(np.mean(found) / weight[relevant].sum())
+    np.testing.assert_allclose(value, np.mean(expected), rtol=1e-5)
+
+
+@pytest.mark.parametrize("axis", [0, -1])
+def test_unbatched_list(rng, axis):
+    y = rng.integers(-1, 3, 12).astype("float32")
+    y[0] = 1.0
+    s = rng.integers(0, 4, 12).astype("float32")
+    keep = y >= 0
+    expected = average_precision_score(y[keep] > 0, s[keep])
+    metric = MeanAveragePrecision(axis=axis)
+    metric.update_state(y, s)
+    np.testing.assert_allclose(metric.result(), expected, rtol=1e-5)
+    metric = RecallAtK(k=4, axis=axis)
+    metric.update_state(y, s)
+    np.testing.assert_allclose(
+        metric.result(), recall_by_groups(y[keep] > 0, s[keep], 4), 1e-5
+    )
