@@ -17,8 +17,8 @@ import time
 import keras
 import numpy as np
 
-from keras_sodeep import pretrained as pretrained_lib
 from keras_sodeep import ranking, sorters
+from keras_sodeep.pretrained import METADATA_FILE, pretrained, save_preset
 from keras_sodeep.synthetic import (
     EVALUATION_SEED,
     _check_seq_len,
@@ -143,7 +143,7 @@ def resolve_ranker(spec):
             return cls(temperature=temperature)
         if text == "exact":
             return ranking.ExactRanker()
-    return pretrained_lib.pretrained(text)
+    return pretrained(text)
 
 
 def _normalized_predictions(model, is_ranker, scores, batch_size):
@@ -567,11 +567,11 @@ def train_sorter(
     if output_dir is not None:
         output_dir = os.fspath(output_dir)
         backup_dir = os.path.join(output_dir, BACKUP_DIR)
-        metadata_path = os.path.join(output_dir, pretrained_lib.METADATA_FILE)
+        metadata_path = os.path.join(output_dir, METADATA_FILE)
         if os.path.isfile(metadata_path) and not os.path.isdir(backup_dir):
             print(f"{output_dir} already holds a trained preset; loading it.")
             return (
-                pretrained_lib.pretrained(output_dir, trainable=True),
+                pretrained(output_dir, trainable=True),
                 _read_json(metadata_path),
             )
         os.makedirs(output_dir, exist_ok=True)
@@ -679,7 +679,7 @@ def train_sorter(
     }
     if output_dir is None:
         return sorter, metadata
-    record = pretrained_lib.save_preset(
+    record = save_preset(
         sorter,
         output_dir,
         **{
