@@ -59,7 +59,9 @@ def test_masked_items_do_not_tie_with_infinite_scores():
 
 
 def test_integer_input_and_nan():
-    np.testing.assert_array_equal(exact_rank(np.array([1, 5, 5])), [3, 1.5, 1.5])
+    np.testing.assert_array_equal(
+        exact_rank(np.array([1, 5, 5])), [3, 1.5, 1.5]
+    )
     ranks = np.asarray(exact_rank(np.array([1.0, np.nan, 0.0])))
     assert np.isnan(ranks[1])
 
