@@ -8,6 +8,7 @@ keras-sodeep demo                 # train a tiny model with a rank metric
 keras-sodeep presets              # the pretrained sorters and their fidelity
 keras-sodeep train --arch lstm --output DIR   # train a sorter (re-run resumes)
 keras-sodeep evaluate sigmoid:0.1 # fidelity of a sorter or ranker
+keras-sodeep bench --untrained gru  # cost of the rankers in SpearmanLoss
 ```
 """
 
@@ -303,6 +304,125 @@ def _add_evaluate_command(subparsers):
     parser.set_defaults(func=_evaluate)
 
 
+def _parse_list(cast, name):
+    def parse(text):
+        try:
+            return tuple(cast(v) for v in text.split(",") if v)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"--{name} should be comma-separated values. Received: {text!r}"
+            ) from None
+
+    return parse
+
+
+def _bench(args):
+    """Prints the cost of each ranker inside SpearmanLoss (DESIGN 9.2)."""
+    from keras_sodeep import benchmarking
+
+    rankers = args.rankers
+    if rankers is None:
+        rankers = benchmarking.default_rankers(
+            untrained=args.untrained, include_presets=not args.no_presets
+        )
+    else:
+        rankers = list(rankers) + list(args.untrained)
+    machine = benchmarking.machine_description()
+    records = benchmarking.benchmark_rankers(
+        rankers,
+        sizes=args.sizes,
+        modes=args.modes,
+        batch_size=args.batch_size,
+        features=args.features,
+        repeats=args.repeats,
+        min_repeats=args.min_repeats,
+        budget_s=args.budget,
+        max_call_s=args.max_call,
+        seed=args.seed,
+        log=None if args.quiet else lambda line: print(line, file=sys.stderr),
+    )
+    machine["load_average_end"] = benchmarking.machine_description()[
+        "load_average"
+    ]
+    print(benchmarking.speed_table(records, machine))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump({"machine": machine, "records": records}, f, indent=2)
+    return 0
+
+
+def _add_bench_command(subparsers):
+    parser = subparsers.add_parser(
+        "bench",
+        help="time the rankers inside SpearmanLoss",
+        description=(
+            "Times the forward and backward pass of SpearmanLoss with each "
+            "ranker (the exact floor, the default ranker, NeuralSort, the "
+            "installed presets, untrained sorters on request) on a batch of "
+            "lists, eagerly, in tf.function and with XLA, and prints a "
+            "Markdown table with the ratios to the exact floor, the peak "
+            "memory and the machine."
+        ),
+    )
+    parser.add_argument(
+        "--sizes",
+        type=_parse_list(int, "sizes"),
+        default=(16, 100, 1000, 10000),
+        help="comma-separated list lengths (default: 16,100,1000,10000)",
+    )
+    parser.add_argument(
+        "--modes",
+        type=_parse_list(str, "modes"),
+        default=("eager", "function", "xla"),
+        help="comma-separated subset of eager,function,xla",
+    )
+    parser.add_argument(
+        "--rankers",
+        type=_parse_list(str, "rankers"),
+        default=None,
+        help="comma-separated rankers: exact, default, sigmoid[:T], "
+        "neuralsort[:T], gru, lstm, preset names or folders (default: "
+        "exact, default, neuralsort:1.0 and the installed presets)",
+    )
+    parser.add_argument(
+        "--untrained",
+        type=_parse_list(str, "untrained"),
+        default=(),
+        help="untrained length-generic sorters to add: gru, lstm",
+    )
+    parser.add_argument(
+        "--no-presets", action="store_true", help="leave the presets out"
+    )
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--features",
+        type=int,
+        default=16,
+        help="inputs per item of the Dense(1) reference",
+    )
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--min-repeats", type=int, default=3)
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=2.0,
+        help="seconds of timed calls per measurement, beyond --min-repeats",
+    )
+    parser.add_argument(
+        "--max-call",
+        type=float,
+        default=10.0,
+        help="seconds per call above which a measurement is not repeated "
+        "or, estimated from a shorter length, skipped",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", help="also write the records to this file")
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress lines on stderr"
+    )
+    parser.set_defaults(func=_bench)
+
+
 def build_parser():
     """Returns the `keras-sodeep` argument parser."""
     parser = argparse.ArgumentParser(
@@ -314,6 +434,7 @@ def build_parser():
     _add_presets_command(subparsers)
     _add_train_command(subparsers)
     _add_evaluate_command(subparsers)
+    _add_bench_command(subparsers)
     return parser
 
 

@@ -1,0 +1,566 @@
+"""The cost of the rankers inside `SpearmanLoss` (DESIGN §9.2).
+
+`benchmark_rankers` times the forward and backward pass of
+``SpearmanLoss(ranker=..., axis=-1)`` on a batch of lists, for each ranker,
+list length and execution mode, and measures the peak memory of the runs.
+`speed_table` turns the records into the Markdown table of the README;
+``keras-sodeep bench`` and ``benchmarks/speed.py`` run both.
+
+What is timed, per (ranker, n, mode):
+
+```
+step(y_true, y_pred) = SpearmanLoss(ranker, axis=-1)(y_true, y_pred)
+                       and its gradient with respect to y_pred
+time = median over repeated calls of step, after one warm-up call
+```
+
+on ``batch_size`` lists of ``n`` scores (normal, fixed seed). The exact
+floor is the forward pass alone with ``ExactRanker`` (``exact_rank``: its
+ranks have no gradient). The target reference adds to the floor the
+backward pass of a one-layer model, ``Dense(1)`` applied to every item of
+the same batch (``features`` inputs per item), i.e. the gradient of
+``sum(Dense(x) * g)`` with respect to its kernel and bias. Modes: ``eager``
+(plain calls), ``function`` (``tf.function``) and ``xla``
+(``tf.function(jit_compile=True)``). Memory is the peak of TensorFlow's
+CPU allocator (``tf.config.experimental.get_memory_info``) during the timed
+calls, above what was allocated before them (the inputs, the weights): the
+tensors the step allocates, XLA's buffers included, not the Python heap.
+
+The timing needs the TensorFlow backend (``tf.function``,
+``tf.GradientTape``); TensorFlow is imported inside the functions.
+"""
+
+import os
+import platform
+import statistics
+import time
+
+import keras
+import numpy as np
+
+from keras_sodeep import ranking, sorters
+from keras_sodeep.losses import DEFAULT_RANKER, SpearmanLoss
+from keras_sodeep.pretrained import presets
+from keras_sodeep.training import resolve_ranker
+
+MODES = ("eager", "function", "xla")
+"""Execution modes: plain calls, ``tf.function``, and with XLA."""
+
+SIZES = (16, 100, 1000, 10000)
+"""Default list lengths."""
+
+EXACT = "exact"
+DENSE = "dense"
+UNTRAINED = {
+    "gru": ("GRUSorter() untrained", sorters.GRUSorter),
+    "lstm": (
+        "LSTMSorter(seq_len=None) untrained",
+        lambda: sorters.LSTMSorter(seq_len=None),
+    ),
+}
+"""Untrained sorters a benchmark may include (same cost as trained ones)."""
+
+_MODE_TITLES = {"eager": "eager", "function": "tf.function", "xla": "XLA"}
+# Bytes of float32 n x n tensors held at once by a quadratic ranker's
+# forward and backward pass (eager mode keeps the most), per list element.
+_QUADRATIC_BYTES = 4 * 8
+
+
+def _tf():
+    if keras.backend.backend() != "tensorflow":
+        raise RuntimeError(
+            "The speed benchmark times tf.function and XLA: it needs the "
+            "TensorFlow backend (KERAS_BACKEND=tensorflow). Received: "
+            f"backend={keras.backend.backend()!r}"
+        )
+    import tensorflow as tf
+
+    return tf
+
+
+def _describe(obj):
+    config = obj.get_config()
+    args = ", ".join(
+        f"{k}={config[k]}" for k in ("temperature",) if k in config
+    )
+    return f"{type(obj).__name__}({args})"
+
+
+def default_rankers(untrained=(), include_presets=True):
+    """The ranker specifications of a default benchmark run.
+
+    Args:
+        untrained: names from `UNTRAINED` (``"gru"``, ``"lstm"``): untrained
+            length-generic sorters to include, labelled as such. Defaults to
+            ``()``.
+        include_presets: bool, whether to include every installed preset
+            (``keras_sodeep.presets()``). Defaults to ``True``.
+
+    Returns:
+        A list of specifications for `benchmark_rankers`: ``"exact"``, the
+        loss's default ranker (``keras_sodeep.losses.DEFAULT_RANKER``),
+        ``"sigmoid:0.1"`` (if it is not the default), ``"neuralsort:1.0"``,
+        the presets, then the untrained sorters.
+    """
+    specs = [EXACT, "default"]
+    default = keras.saving.deserialize_keras_object(DEFAULT_RANKER)
+    if not (
+        isinstance(default, ranking.SigmoidRanker)
+        and default.temperature == 0.1
+    ):
+        specs.append("sigmoid:0.1")
+    specs.append("neuralsort:1.0")
+    if include_presets:
+        specs.extend(sorted(presets()))
+    for name in untrained:
+        if name not in UNTRAINED:
+            raise ValueError(
+                f"`untrained` should name sorters among {sorted(UNTRAINED)}. "
+                f"Received: {name!r}"
+            )
+        specs.append(name)
+    return specs
+
+
+def _build_ranker(spec):
+    """Returns (label, ranker or sorter, is_quadratic, max_length)."""
+    if spec == "default":
+        ranker = keras.saving.deserialize_keras_object(DEFAULT_RANKER)
+        label = f"{_describe(ranker)} (the default)"
+    elif spec in UNTRAINED:
+        label, factory = UNTRAINED[spec]
+        ranker = factory()
+    else:
+        ranker = resolve_ranker(spec)
+        if isinstance(ranker, ranking.Ranker):
+            label = _describe(ranker)
+        else:
+            label = f"preset {spec}"
+    if spec == EXACT:
+        label = "exact_rank (floor, forward only)"
+    quadratic = isinstance(
+        ranker, (ranking.SigmoidRanker, ranking.NeuralSortRanker)
+    )
+    max_length = getattr(ranker, "seq_len", None)
+    return label, ranker, quadratic, max_length
+
+
+def machine_description():
+    """The machine and software a benchmark ran on.
+
+    Returns:
+        A dict: ``cpu`` (model name), ``cpus`` (logical CPUs),
+        ``usable_cpus`` (those this process may run on), ``memory_gib``,
+        ``load_average`` (1, 5 and 15 minutes), ``system``, ``python``,
+        ``tensorflow``, ``keras`` and ``backend``.
+    """
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    memory = None
+    try:
+        with open("/proc/meminfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    memory = round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    try:
+        load = [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        load = None
+    try:
+        import tensorflow as tf
+
+        tf_version = tf.__version__
+    except ImportError:
+        tf_version = None
+    return {
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "usable_cpus": usable,
+        "memory_gib": memory,
+        "load_average": load,
+        "system": f"{platform.system()} {platform.machine()}",
+        "python": platform.python_version(),
+        "tensorflow": tf_version,
+        "keras": keras.__version__,
+        "backend": keras.backend.backend(),
+    }
+
+
+def _available_bytes():
+    try:
+        with open("/proc/meminfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _spearman_step(tf, ranker, forward_only):
+    loss = SpearmanLoss(ranker=ranker, axis=-1)
+
+    def step(y_true, y_pred):
+        if forward_only:
+            return loss(y_true, y_pred)
+        with tf.GradientTape() as tape:
+            tape.watch(y_pred)
+            value = loss(y_true, y_pred)
+        return value, tape.gradient(value, y_pred)
+
+    return step
+
+
+def _dense_step(tf, features):
+    dense = keras.layers.Dense(1)
+    dense.build((None, None, features))
+
+    def step(x, upstream):
+        with tf.GradientTape() as tape:
+            out = keras.ops.squeeze(dense(x), -1)
+            objective = keras.ops.sum(out * upstream)
+        return tape.gradient(objective, dense.trainable_variables)
+
+    return step
+
+
+def _run(tf, fn, args, repeats, min_repeats, budget_s, max_call_s):
+    """Times `fn(*args)`: (first call s, median s, runs, peak bytes)."""
+    memory = getattr(tf.config.experimental, "get_memory_info", None)
+
+    def call():
+        start = time.perf_counter()
+        out = fn(*args)
+        for t in tf.nest.flatten(out):
+            t.numpy()
+        return time.perf_counter() - start
+
+    first = call()
+    times = []
+    base = None
+    try:
+        tf.config.experimental.reset_memory_stats("CPU:0")
+        base = memory("CPU:0")["current"]
+    except (ValueError, TypeError, AttributeError):
+        memory = None
+    start = time.perf_counter()
+    while len(times) < repeats and (
+        len(times) < min_repeats or time.perf_counter() - start < budget_s
+    ):
+        times.append(call())
+        if times[-1] > max_call_s:
+            break  # Too slow to repeat.
+    peak = None
+    if memory is not None:
+        peak = max(memory("CPU:0")["peak"] - base, 0)
+    return first, statistics.median(times), len(times), peak
+
+
+def benchmark_rankers(
+    rankers=None,
+    sizes=SIZES,
+    modes=MODES,
+    batch_size=64,
+    features=16,
+    repeats=30,
+    min_repeats=3,
+    budget_s=2.0,
+    max_call_s=10.0,
+    seed=0,
+    log=None,
+):
+    """Times each ranker inside `SpearmanLoss`, forward and backward.
+
+    See the module docstring for what is measured. A quadratic ranker
+    (``SigmoidRanker``, ``NeuralSortRanker``) is skipped at lengths where its
+    ``n x n`` tensors would not fit in half the available memory; a
+    fixed-length sorter at lengths beyond its ``seq_len``.
+
+    Args:
+        rankers: list of specifications: ``"exact"`` (the floor),
+            ``"default"`` (``keras_sodeep.losses.DEFAULT_RANKER``), a key of
+            `UNTRAINED`, or anything ``keras_sodeep.training.resolve_ranker``
+            accepts (``"sigmoid:0.1"``, ``"neuralsort:1.0"``, a preset name
+            or folder). Defaults to `default_rankers()`. The floor and the
+            ``Dense`` reference are always measured.
+        sizes: list lengths ``n``. Defaults to `SIZES`.
+        modes: subset of `MODES`. Defaults to all three.
+        batch_size: int, lists per batch. Defaults to 64.
+        features: int, inputs per item of the ``Dense`` reference.
+            Defaults to 16.
+        repeats: int, the most timed calls per measurement. Defaults to 30.
+        min_repeats: int, the fewest timed calls. Defaults to 3.
+        budget_s: float, seconds after which no new call starts once
+            ``min_repeats`` calls are done. Defaults to 2.0.
+        max_call_s: float, a timed call longer than this is not repeated
+            (the measurement has fewer than ``min_repeats`` runs); a
+            measurement whose calls would take longer, judging from the
+            same ranker and mode at a shorter length (time grows at least
+            linearly with ``n``), is skipped. Defaults to 10.0.
+        seed: int, seed of the inputs. Defaults to 0.
+        log: optional callable receiving one line per measurement.
+
+    Returns:
+        A list of dicts, one per measurement: ``ranker`` (the
+        specification), ``label``, ``n``, ``mode``, ``seconds`` (median),
+        ``first_seconds`` (the warm-up call: tracing and compilation
+        included), ``runs``, ``peak_bytes`` (or ``None``), and ``skipped``
+        (a reason, or ``None``).
+    """
+    tf = _tf()
+    for mode in modes:
+        if mode not in MODES:
+            raise ValueError(
+                f"`modes` should be among {MODES}. Received: {mode!r}"
+            )
+    specs = list(default_rankers() if rankers is None else rankers)
+    specs = [EXACT] + [s for s in specs if s != EXACT]
+    rng = np.random.default_rng(seed)
+    available = _available_bytes()
+    records = []
+
+    def add(record):
+        records.append(record)
+        if log is not None:
+            if record["skipped"]:
+                log(
+                    f"{record['label']:<40} n={record['n']:<6} "
+                    f"{record['mode']:<8} skipped: {record['skipped']}"
+                )
+            else:
+                log(
+                    f"{record['label']:<40} n={record['n']:<6} "
+                    f"{record['mode']:<8} {1e3 * record['seconds']:10.3f} ms "
+                    f"({record['runs']} runs)"
+                )
+
+    built, last = {}, {}
+    for n in sizes:
+        y_true = tf.constant(rng.normal(size=(batch_size, n)), "float32")
+        y_pred = tf.constant(rng.normal(size=(batch_size, n)), "float32")
+        x = tf.constant(rng.normal(size=(batch_size, n, features)), "float32")
+        upstream = tf.constant(rng.normal(size=(batch_size, n)), "float32")
+        jobs = [(DENSE, "Dense(1) backward (reference)", None, False, None)]
+        for spec in specs:
+            if spec not in built:
+                built[spec] = _build_ranker(spec)
+            label, ranker, quadratic, max_length = built[spec]
+            jobs.append((spec, label, ranker, quadratic, max_length))
+        for spec, label, ranker, quadratic, max_length in jobs:
+            skipped = None
+            if max_length is not None and n > max_length:
+                skipped = f"lists longer than seq_len={max_length}"
+            needed = batch_size * n * n * _QUADRATIC_BYTES
+            if quadratic and available and needed > available / 2:
+                skipped = f"needs about {needed / 2**30:.0f} GiB"
+            for mode in modes:
+                record = {
+                    "ranker": spec,
+                    "label": label,
+                    "n": n,
+                    "mode": mode,
+                    "seconds": None,
+                    "first_seconds": None,
+                    "runs": 0,
+                    "peak_bytes": None,
+                    "skipped": skipped,
+                }
+                previous = last.get((spec, mode))
+                if not skipped and previous:
+                    # Time grows at least linearly with the length.
+                    estimate = previous[1] * n / previous[0]
+                    if estimate > max_call_s:
+                        record["skipped"] = (
+                            f"about {estimate:.0f} s or more per call"
+                        )
+                if record["skipped"]:
+                    add(record)
+                    continue
+                if spec == DENSE:
+                    step = _dense_step(tf, features)
+                    args = (x, upstream)
+                else:
+                    step = _spearman_step(tf, ranker, spec == EXACT)
+                    args = (y_true, y_pred)
+                if mode == "function":
+                    step = tf.function(step)
+                elif mode == "xla":
+                    step = tf.function(step, jit_compile=True)
+                first, seconds, runs, peak = _run(
+                    tf, step, args, repeats, min_repeats, budget_s, max_call_s
+                )
+                record.update(
+                    seconds=seconds,
+                    first_seconds=first,
+                    runs=runs,
+                    peak_bytes=peak,
+                )
+                add(record)
+                last[(spec, mode)] = (n, seconds)
+    return records
+
+
+def _index(records):
+    return {(r["ranker"], r["n"], r["mode"]): r for r in records}
+
+
+def target_figures(records):
+    """Ratios of the targets, per mode, from `benchmark_rankers` records.
+
+    Returns:
+        A dict from mode to a dict with, where measured: ``default_vs_ref``
+        at n = 100 (the default ranker's forward + backward over the exact
+        floor's forward plus the ``Dense`` reference's backward; the target
+        is <= 3) and ``gru_vs_sigmoid`` at n = 1000 (the untrained
+        ``GRUSorter``'s time over the default ranker's, when it is a
+        ``SigmoidRanker``; the target is < 1).
+    """
+    index = _index(records)
+    default = keras.saving.deserialize_keras_object(DEFAULT_RANKER)
+    out = {}
+    for mode in MODES:
+        figures = {}
+
+        def seconds(spec, n):
+            record = index.get((spec, n, mode))
+            return record and record["seconds"]
+
+        default_s = seconds("default", 100)
+        floor_s = seconds(EXACT, 100)
+        dense_s = seconds(DENSE, 100)
+        if default_s and floor_s and dense_s:
+            figures["default_vs_ref"] = default_s / (floor_s + dense_s)
+        sigmoid_spec = (
+            "default"
+            if isinstance(default, ranking.SigmoidRanker)
+            else "sigmoid:0.1"
+        )
+        gru_s = seconds("gru", 1000)
+        sigmoid_s = seconds(sigmoid_spec, 1000)
+        if gru_s and sigmoid_s:
+            figures["gru_vs_sigmoid"] = gru_s / sigmoid_s
+        if figures:
+            out[mode] = figures
+    return out
+
+
+def _format_time(seconds):
+    if seconds >= 1.0:
+        return f"{seconds:.2f} s"
+    if seconds >= 1e-3:
+        return f"{1e3 * seconds:.3g} ms"
+    return f"{1e6 * seconds:.3g} µs"
+
+
+def speed_table(records, machine=None):
+    """The Markdown report of `benchmark_rankers` records.
+
+    One row per ranker and list length; per mode, the median time of the
+    forward and backward pass and its ratio to the exact floor's forward
+    pass in the same mode, then the peak memory per mode. The targets and
+    the machine follow.
+
+    Args:
+        records: the list returned by `benchmark_rankers`.
+        machine: optional dict from `machine_description`.
+
+    Returns:
+        A string of Markdown.
+    """
+    index = _index(records)
+    modes = [m for m in MODES if any(r["mode"] == m for r in records)]
+    sizes = sorted({r["n"] for r in records})
+    specs = []
+    for r in records:
+        if r["ranker"] not in specs:
+            specs.append(r["ranker"])
+    labels = {r["ranker"]: r["label"] for r in records}
+    header = ["n", "ranker"] + [_MODE_TITLES[m] for m in modes]
+    header.append("peak MiB (" + " / ".join(_MODE_TITLES[m] for m in modes))
+    header[-1] += ")"
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(["---:", ":---"] + ["---:"] * (len(header) - 2)) + "|",
+    ]
+    for n in sizes:
+        for spec in specs:
+            cells, memory = [], []
+            for mode in modes:
+                record = index.get((spec, n, mode))
+                if record is None:
+                    cells.append("")
+                    memory.append("")
+                    continue
+                if record["skipped"]:
+                    cells.append(f"skipped: {record['skipped']}")
+                    memory.append("-")
+                    continue
+                text = _format_time(record["seconds"])
+                if record["runs"] == 1:
+                    text += " (1 run)"
+                floor = index.get((EXACT, n, mode))
+                if spec != EXACT and floor and floor["seconds"]:
+                    text += f" ({record['seconds'] / floor['seconds']:.3g}x)"
+                cells.append(text)
+                peak = record["peak_bytes"]
+                memory.append("?" if peak is None else f"{peak / 2**20:.3g}")
+            if all(c == "" for c in cells):
+                continue
+            row = [str(n), labels[spec]] + cells + [" / ".join(memory)]
+            lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    lines.append(
+        "Times are medians of repeated calls after a warm-up call, for "
+        "a batch of lists; (Nx) is the ratio to the exact floor in the "
+        "same mode. Peak MiB: TensorFlow's CPU allocator, above the inputs."
+    )
+    targets = target_figures(records)
+    if targets:
+        lines.append("")
+        lines.append("Targets:")
+        for mode, figures in targets.items():
+            if "default_vs_ref" in figures:
+                ratio = figures["default_vs_ref"]
+                lines.append(
+                    f"- {_MODE_TITLES[mode]}, n = 100: default ranker / "
+                    "(exact floor + Dense(1) backward) = "
+                    f"{ratio:.2f} (target <= 3: "
+                    f"{'met' if ratio <= 3 else 'not met'})"
+                )
+            if "gru_vs_sigmoid" in figures:
+                ratio = figures["gru_vs_sigmoid"]
+                lines.append(
+                    f"- {_MODE_TITLES[mode]}, n = 1000: GRUSorter / "
+                    f"SigmoidRanker = {ratio:.2f} (target < 1: "
+                    f"{'met' if ratio < 1 else 'not met'})"
+                )
+    if machine:
+        lines.append("")
+        load = machine.get("load_average")
+        lines.append(
+            f"Machine: {machine['cpu']}, {machine['usable_cpus']} of "
+            f"{machine['cpus']} CPUs usable, {machine['memory_gib']} GiB; "
+            f"{machine['system']}, Python {machine['python']}, TensorFlow "
+            f"{machine['tensorflow']}, Keras {machine['keras']}" + "."
+        )
+        end = machine.get("load_average_end")
+        if load:
+            lines.append(
+                f"Load average (1 min) {load[0]} at the start"
+                + (f", {end[0]} at the end" if end else "")
+                + f", on {machine['usable_cpus']} CPUs."
+            )
+    return "\n".join(lines)
