@@ -27,6 +27,21 @@ Conventions shared by the losses:
 - Finite scores give a finite loss. Non-finite scores raise a
   ``ValueError`` when the loss runs eagerly; inside a compiled function they
   give a NaN loss (``keras.callbacks.TerminateOnNaN`` stops on it).
+- Distribution: under a ``tf.distribute`` strategy (``MirroredStrategy``,
+  ...) each replica computes the loss on its own shard of the global batch,
+  and Keras averages the replicas' losses and gradients. With ``axis=0`` a
+  replica's list is therefore its shard (``global_batch_size /
+  num_replicas`` items, ranked among themselves), not the global batch: the
+  loss is the mean over replicas of the per-shard losses, and differs from
+  the one-device loss on the same global batch. Choose the batch size for
+  the list length each replica should rank. Lists along ``axis=-1`` (rows,
+  or embeddings of a replica's shard) are split the same way. The metrics
+  of ``keras_sodeep.metrics``, unlike the losses, gather the replicas and
+  are exact.
+- Mixed precision: the losses compute in their own dtype (float32 unless
+  ``dtype=`` says otherwise) and the rankers in float32, also under the
+  ``mixed_float16`` and ``mixed_bfloat16`` policies; half-precision
+  predictions are cast up first.
 """
 
 import keras
@@ -149,7 +164,10 @@ class _RankingLoss(keras.losses.Loss):
         return self._ranker
 
     def rank(self, scores, mask):
-        return self._get_ranker()(scores, mask=mask)
+        # A ranker with a half-precision dtype policy returns half-precision
+        # ranks; the loss computes in its own dtype.
+        ranks = self._get_ranker()(scores, mask=mask)
+        return ops.cast(ranks, scores.dtype)
 
     # -- inputs -----------------------------------------------------------
 

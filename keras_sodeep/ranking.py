@@ -178,9 +178,16 @@ class Ranker(keras.layers.Layer):
     outputs.
 
     Non-finite scores give NaN ranks.
+
+    Rankers compute in float32 by default, also under a mixed-precision
+    dtype policy (``mixed_float16``, ``mixed_bfloat16``): half precision
+    cannot hold ranks above 2048 (bfloat16: 256) exactly, and the pairwise
+    terms of the analytic rankers overflow it. Half-precision scores are
+    cast to float32 on the way in; pass ``dtype=`` to override.
     """
 
     def __init__(self, **kwargs):
+        kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.supports_masking = True
 
