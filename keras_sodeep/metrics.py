@@ -20,6 +20,17 @@ metric never depends on the order of tied scores; ``y_true`` may be a dict
 ``{"labels": ..., "mask": ...}`` whose ``False`` mask entries take no part in
 anything; for relevance grades (mAP, Recall@k), labels < 0 are padding too.
 A NaN score or label among the items of a list makes that list's value NaN.
+
+Distribution: under a ``tf.distribute`` strategy with several replicas
+(``MirroredStrategy``, ...), each replica sees its shard of the global
+batch. ``update_state`` then combines the replicas inside the step: the
+running sums (``axis=-1``) are summed over the replicas and the samples
+(``axis=0``) are gathered from all of them, so every replica holds the
+state that one device would hold after the same global batches, and
+``result()`` is the single-device value (up to float rounding), inside the
+step and after it. The state variables aggregate as ``"only_first_replica"``:
+they are read from one replica, never summed. The cost: each replica stores
+and sorts every sample (``axis=0``).
 """
 
 import numbers
@@ -30,6 +41,23 @@ from keras import ops
 from keras_sodeep.ranking import exact_rank
 
 _AXES = (0, -1)
+
+
+def _replica_context():
+    """The ``tf.distribute`` replica context of a step run on several
+    replicas, else ``None`` (one device, the JAX backend, or code outside a
+    replicated step)."""
+    if keras.backend.backend() != "tensorflow":
+        return None
+    # Imported here: the package needs TensorFlow only for `tf.distribute`.
+    import tensorflow as tf
+
+    if not tf.distribute.has_strategy():
+        return None
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return None
+    return context
 
 
 def _sorted_tie_groups(scores):
@@ -194,31 +222,27 @@ class _RankingMetric(keras.metrics.Metric):
         self._direction = "up"
         self._num_columns = None
         if self.axis == -1:
-            self.total = self.add_variable(
-                shape=(), initializer="zeros", dtype=self.dtype, name="total"
-            )
-            self.total_weight = self.add_variable(
-                shape=(),
-                initializer="zeros",
-                dtype=self.dtype,
-                name="total_weight",
-            )
+            self.total = self._add_state((), "total")
+            self.total_weight = self._add_state((), "total_weight")
+
+    def _add_state(self, shape, name):
+        # Every replica holds the whole state (see the module docstring):
+        # read it from one replica, never sum it.
+        return self.add_variable(
+            shape=shape,
+            initializer="zeros",
+            dtype=self.dtype,
+            aggregation="only_first_replica",
+            name=name,
+        )
 
     def _build_buffers(self, num_columns):
         shape = (self.capacity, num_columns)
         self._num_columns = num_columns
-        self.labels_seen = self.add_variable(
-            shape=shape, initializer="zeros", dtype=self.dtype, name="labels"
-        )
-        self.scores_seen = self.add_variable(
-            shape=shape, initializer="zeros", dtype=self.dtype, name="scores"
-        )
-        self.weights_seen = self.add_variable(
-            shape=shape, initializer="zeros", dtype=self.dtype, name="weights"
-        )
-        self.count = self.add_variable(
-            shape=(), initializer="zeros", dtype=self.dtype, name="count"
-        )
+        self.labels_seen = self._add_state(shape, "labels")
+        self.scores_seen = self._add_state(shape, "scores")
+        self.weights_seen = self._add_state(shape, "weights")
+        self.count = self._add_state((), "count")
 
     def _per_list(self, labels, scores, weights):
         raise NotImplementedError
@@ -320,8 +344,14 @@ class _RankingMetric(keras.metrics.Metric):
             counted = ops.logical_and(defined, sample_weight > 0)
             list_weight = ops.where(counted, sample_weight, 0.0)
             values = ops.where(counted, values, 0.0)
-            self.total.assign_add(ops.sum(list_weight * values))
-            self.total_weight.assign_add(ops.sum(list_weight))
+            sums = ops.stack(
+                [ops.sum(list_weight * values), ops.sum(list_weight)]
+            )
+            context = _replica_context()
+            if context is not None:
+                sums = context.all_reduce("sum", sums)
+            self.total.assign_add(sums[0])
+            self.total_weight.assign_add(sums[1])
             return
         num_columns = scores.shape[-1]
         if num_columns is None:
@@ -338,6 +368,12 @@ class _RankingMetric(keras.metrics.Metric):
                 f"y_pred.shape={tuple(scores.shape)}"
             )
         weights = ops.where(valid, sample_weight[:, None], 0.0)
+        context = _replica_context()
+        if context is not None:
+            # Every replica stores the samples of all the replicas.
+            labels, scores, weights = context.all_gather(
+                (labels, scores, weights), axis=0
+            )
         batch_size = ops.cast(ops.shape(scores)[0], self.dtype)
         # Rows beyond `capacity` cannot be stored: `count` then exceeds
         # `capacity` and `result()` is NaN, whatever was written.
