@@ -103,6 +103,7 @@ def relevance(rng, shape):
 # ---------------------------------------------------------------------------
 
 
+@pytest.mark.backend
 def test_spearman_is_one_minus_rho_scaled(rng):
     y = rng.normal(size=30).astype("float32")
     p = (y + rng.normal(size=30)).astype("float32")
@@ -115,6 +116,7 @@ def test_spearman_is_one_minus_rho_scaled(rng):
     )
 
 
+@pytest.mark.backend
 def test_spearman_hand_case_and_ties():
     loss = SpearmanLoss(SigmoidRanker(SHARP))
     # Targets tie: target ranks (1.5, 1.5, 3); predicted ranks (3, 1, 2).
@@ -150,6 +152,7 @@ def test_spearman_l1_term(rng):
     np.testing.assert_allclose(value, expected, rtol=1e-4)
 
 
+@pytest.mark.backend
 def test_spearman_mask_drops_items(rng):
     y = rng.normal(size=(10, 2)).astype("float32")
     p = rng.normal(size=(10, 2)).astype("float32")
@@ -210,6 +213,7 @@ def test_spearman_edge_lists_are_finite():
 # ---------------------------------------------------------------------------
 
 
+@pytest.mark.backend
 def test_map_is_one_minus_exact_ap(rng):
     scores = distinct(rng, (20, 4))
     labels = relevance(rng, (4, 20)).T
@@ -246,6 +250,7 @@ def test_map_with_sigmoid_001_is_smooth_ap():
     np.testing.assert_allclose(loss, 1 - smooth_ap, rtol=1e-5)
 
 
+@pytest.mark.backend
 def test_map_masks_padding_labels_and_no_positives(rng):
     scores = distinct(rng, (3, 10))
     labels = relevance(rng, (3, 10))
@@ -285,6 +290,7 @@ def test_map_sample_weight_and_ties(rng):
 # ---------------------------------------------------------------------------
 
 
+@pytest.mark.backend
 def test_recall_at_k_is_one_minus_hit_rate(rng):
     scores = distinct(rng, (8, 12))
     labels = relevance(rng, (8, 12))
@@ -322,6 +328,7 @@ def test_recall_soft_form_matches_formula():
     np.testing.assert_allclose(loss(labels, scores), expected, rtol=1e-4)
 
 
+@pytest.mark.backend
 def test_rank_triplet_and_rank_loss_match_formulas(rng):
     scores = distinct(rng, (6, 9))
     labels = relevance(rng, (6, 9))
@@ -369,6 +376,7 @@ def embedding_case(rng):
     return emb, labels, sim
 
 
+@pytest.mark.backend
 @pytest.mark.parametrize(
     "loss,oracle",
     [
@@ -502,6 +510,7 @@ def test_bad_arguments():
         SpearmanLoss(ranker=3)
 
 
+@pytest.mark.backend
 def test_bad_inputs():
     loss = SpearmanLoss()
     with pytest.raises(ValueError, match="shape"):
@@ -533,6 +542,7 @@ def _fit_and_score(model, x, y, metric, epochs):
     return before, after, losses
 
 
+@pytest.mark.backend
 def test_fit_spearman(rng):
     x = rng.normal(size=(256, 5)).astype("float32")
     y = np.tanh(x @ np.array([1.0, -2.0, 0.5, 0.0, 1.0])).astype("float32")
@@ -595,6 +605,7 @@ def test_fit_embeddings(rng, loss):
     assert after > before
 
 
+@pytest.mark.backend
 def test_save_and_load_keep_the_loss_and_sorter_weights(rng, tmp_path):
     x = rng.normal(size=(32, 3)).astype("float32")
     y = rng.normal(size=(32, 1)).astype("float32")

@@ -101,6 +101,7 @@ def accumulate(metric, y, s, batch_size, w=None):
 # ------------------------------------------------------ SpearmanCorrelation
 
 
+@pytest.mark.backend
 @pytest.mark.parametrize(
     "true_shape, pred_shape",
     [((-1,), (-1,)), ((-1, 1), (-1, 1)), ((-1,), (-1, 1))],
@@ -125,6 +126,7 @@ def test_spearman_axis0_equals_scipy_over_all_batches(
     assert abs(value - per_batch) > 1e-4
 
 
+@pytest.mark.backend
 def test_spearman_axis0_columns_mask_and_constant_column(rng):
     y = rng.integers(0, 4, (120, 3)).astype("float32")
     s = rng.integers(0, 4, (120, 3)).astype("float32") + y
@@ -207,6 +209,7 @@ def test_average_precision_hand_cases():
     assert float(metric.result()) == pytest.approx((1 / 2 + 2 / 3) / 2)
 
 
+@pytest.mark.backend
 def test_map_axis0_equals_sklearn_macro(rng):
     y = (rng.random((250, 5)) > 0.75).astype("float32")
     y[:, 3] = 0.0  # a class without a positive is left out
@@ -217,6 +220,7 @@ def test_map_axis0_equals_sklearn_macro(rng):
     np.testing.assert_allclose(value, expected, rtol=1e-5)
 
 
+@pytest.mark.backend
 def test_map_axis0_sample_weight_mask_and_padding(rng):
     y = rng.integers(-1, 3, (200, 3)).astype("float32")  # -1 pads, 2 counts
     s = rng.integers(0, 5, (200, 3)).astype("float32")
@@ -283,6 +287,7 @@ def test_recall_long_lists_weights_and_axis0(rng):
 # ------------------------------------------------------ shared behaviours
 
 
+@pytest.mark.backend
 @pytest.mark.parametrize(
     "metric",
     [
@@ -302,6 +307,7 @@ def test_tie_order_does_not_matter(rng, metric):
     np.testing.assert_allclose(metric.result(), first, rtol=1e-6)
 
 
+@pytest.mark.backend
 def test_capacity_overflow_is_nan_and_reset_recovers(rng):
     y = rng.normal(size=12).astype("float32")
     s = rng.normal(size=12).astype("float32")
@@ -511,6 +517,7 @@ def test_recall_axis0_sample_weight(rng):
     np.testing.assert_allclose(value, np.mean(expected), rtol=1e-5)
 
 
+@pytest.mark.backend
 @pytest.mark.parametrize("axis", [0, -1])
 def test_unbatched_list(rng, axis):
     y = rng.integers(-1, 3, 12).astype("float32")

@@ -91,6 +91,7 @@ SHARP_RANKERS = {
 }
 
 
+@pytest.mark.backend
 @pytest.mark.parametrize("name", sorted(SHARP_RANKERS))
 def test_sharp_rankers_match_scipy_with_mask_and_ties(rng, name):
     x = rng.integers(0, 5, size=(4, 2, 11)).astype("float32")
@@ -117,6 +118,7 @@ def test_unbatched_and_xla(rng, name):
     )
 
 
+@pytest.mark.backend
 def test_sigmoid_matches_formula(rng):
     x = rng.normal(size=(3, 6))
     mask = rng.random(x.shape) > 0.3
@@ -126,6 +128,7 @@ def test_sigmoid_matches_formula(rng):
     )
 
 
+@pytest.mark.backend
 def test_neuralsort_matches_paper_formula(rng):
     s = rng.normal(size=7)
     ranks = NeuralSortRanker(temperature=0.7)(s.astype("float32"))
@@ -136,6 +139,7 @@ def test_neuralsort_matches_paper_formula(rng):
     assert np.all((np.asarray(ranks) >= 1) & (np.asarray(ranks) <= 7))
 
 
+@pytest.mark.backend
 def test_neuralsort_mask_is_the_short_list(rng):
     s = rng.normal(size=(2, 8)).astype("float32")
     mask = np.array([[True] * 5 + [False] * 3, [False, True] * 4])
@@ -146,6 +150,7 @@ def test_neuralsort_mask_is_the_short_list(rng):
         np.testing.assert_array_equal(got[~keep], 0.0)
 
 
+@pytest.mark.backend
 @pytest.mark.parametrize(
     "ranker",
     [SigmoidRanker(0.1), NeuralSortRanker(1.0), SorterRanker(SharpSorter())],
@@ -180,6 +185,7 @@ def test_gradients_finite_and_push_the_right_way(rng, ranker):
     assert np.all(grad[1] == 0)
 
 
+@pytest.mark.backend
 def test_sorter_ranker_pads_a_fixed_length_sorter(rng):
     class Recorder(SharpSorter):
         def call(self, scores, mask=None):
@@ -237,6 +243,7 @@ def test_sorter_ranker_gradient_flows_to_scores(rng):
     assert np.all(np.isfinite(grad)) and grad[0, 2] < 0
 
 
+@pytest.mark.backend
 @pytest.mark.parametrize(
     "ranker",
     [

@@ -18,11 +18,13 @@ def masked_rankdata(x, mask):
     return out
 
 
+@pytest.mark.backend
 def test_small_hand_case():
     ranks = exact_rank(np.array([1.0, 3.0, 3.0, 2.0, 3.0]))
     np.testing.assert_array_equal(ranks, [5.0, 2.0, 2.0, 4.0, 2.0])
 
 
+@pytest.mark.backend
 @pytest.mark.parametrize("axis", [0, 1, 2, -1, -2])
 def test_matches_scipy_with_many_ties(rng, axis):
     x = rng.integers(0, 4, size=(3, 5, 9)).astype("float32")
@@ -35,6 +37,7 @@ def test_unbatched_and_continuous(rng):
     np.testing.assert_array_equal(exact_rank(x), rankdata(-x))
 
 
+@pytest.mark.backend
 def test_mask_excludes_items(rng):
     x = rng.integers(0, 3, size=(4, 2, 11)).astype("float32")
     mask = rng.random(x.shape) > 0.4
@@ -43,6 +46,7 @@ def test_mask_excludes_items(rng):
     )
 
 
+@pytest.mark.backend
 def test_mask_along_first_axis(rng):
     x = rng.integers(0, 3, size=(11, 3)).astype("float32")
     mask = rng.random(x.shape) > 0.4
@@ -58,6 +62,7 @@ def test_masked_items_do_not_tie_with_infinite_scores():
     )
 
 
+@pytest.mark.backend
 def test_integer_input_and_nan():
     np.testing.assert_array_equal(
         exact_rank(np.array([1, 5, 5])), [3, 1.5, 1.5]
@@ -82,6 +87,7 @@ def test_graph_and_xla(rng):
     np.testing.assert_array_equal(fn(x, mask), masked_rankdata(x, mask))
 
 
+@pytest.mark.backend
 @pytest.mark.parametrize(
     "kwargs, match",
     [

@@ -40,6 +40,7 @@ def random_mask(rng, shape, keep=0.6):
     return mask
 
 
+@pytest.mark.backend
 @pytest.mark.parametrize("name", list(SMALL))
 def test_shape_dtype_and_range(rng, name):
     sorter = make(name)
@@ -288,6 +289,7 @@ def test_loss_falls_in_a_short_training_run(rng, name):
     assert last < 0.5 * first, (first, last)
 
 
+@pytest.mark.backend
 def test_fit_with_a_masked_dict_input(rng):
     sorter = make("gru")
     x, mask = random_lists(rng, 64, 4, N, N)
