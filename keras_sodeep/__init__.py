@@ -31,7 +31,13 @@ from keras_sodeep.ranking import (
     SorterRanker,
     exact_rank,
 )
-from keras_sodeep.sorters import CNNSorter, GRUSorter, LSTMSorter, Sorter
+from keras_sodeep.sorters import (
+    CNNSorter,
+    GRUSorter,
+    HistogramSorter,
+    LSTMSorter,
+    Sorter,
+)
 
 __all__ = [
     "__version__",
@@ -44,6 +50,7 @@ __all__ = [
     "CNNSorter",
     "ExactRanker",
     "GRUSorter",
+    "HistogramSorter",
     "LSTMSorter",
     "MeanAveragePrecisionLoss",
     "NeuralSortRanker",

@@ -166,7 +166,9 @@ def _add_train_command(subparsers):
             "resumes from the last one."
         ),
     )
-    parser.add_argument("--arch", choices=("lstm", "cnn", "gru"), required=True)
+    parser.add_argument(
+        "--arch", choices=("lstm", "cnn", "gru", "histogram"), required=True
+    )
     parser.add_argument("--seq-len", type=int, default=100)
     parser.add_argument(
         "--min-seq-len",

@@ -26,7 +26,7 @@ from keras_sodeep.synthetic import (
     synthetic_dataset,
 )
 
-ARCHITECTURES = ("lstm", "cnn", "gru")
+ARCHITECTURES = ("lstm", "cnn", "gru", "histogram")
 """Names accepted by `build_sorter` and `train_sorter`."""
 
 LENGTHS = (10, 50, 100, 200, 500, 1000)
@@ -327,13 +327,15 @@ def build_sorter(architecture, seq_len=100, units=None, num_layers=None):
 
     Args:
         architecture: ``"lstm"`` (`keras_sodeep.sorters.LSTMSorter`),
-            ``"cnn"`` (``CNNSorter``) or ``"gru"`` (``GRUSorter``).
+            ``"cnn"`` (``CNNSorter``), ``"gru"`` (``GRUSorter``) or
+            ``"histogram"`` (``HistogramSorter``, length-generic).
         seq_len: int, or a ``(min, max)`` range of lengths, which asks for
             a length-generic sorter (``LSTMSorter(seq_len=None)`` or a
             ``GRUSorter``; a ``CNNSorter`` is fixed-length). A ``GRUSorter``
             is always length-generic. Defaults to 100.
-        units: int or ``None``, units per recurrent direction (LSTM, GRU)
-            or filters per block (CNN). Defaults to the sorter's default.
+        units: int or ``None``, units per recurrent direction (LSTM, GRU),
+            filters per block (CNN) or width of the correction head
+            (histogram). Defaults to the sorter's default.
         num_layers: int or ``None``, recurrent layers (LSTM, GRU) or
             convolution blocks (CNN). Defaults to the sorter's default.
 
@@ -348,7 +350,16 @@ def build_sorter(architecture, seq_len=100, units=None, num_layers=None):
     min_len, max_len = _check_seq_len(seq_len)
     generic = min_len != max_len
     kwargs = {}
-    if architecture == "cnn":
+    if architecture == "histogram":
+        if num_layers is not None:
+            raise ValueError(
+                "A histogram sorter has no `num_layers`. "
+                f"Received: num_layers={num_layers!r}"
+            )
+        if units is not None:
+            kwargs["hidden_units"] = units
+        sorter = sorters.HistogramSorter(**kwargs)
+    elif architecture == "cnn":
         if generic:
             raise ValueError(
                 "A CNN sorter ranks lists of one length: `seq_len` should be "

@@ -4,7 +4,13 @@ import pytest
 import tensorflow as tf
 from scipy.stats import rankdata
 
-from keras_sodeep.sorters import CNNSorter, GRUSorter, LSTMSorter, Sorter
+from keras_sodeep.sorters import (
+    CNNSorter,
+    GRUSorter,
+    HistogramSorter,
+    LSTMSorter,
+    Sorter,
+)
 
 N = 12
 
@@ -14,9 +20,10 @@ SMALL = {
     "lstm_generic": lambda: LSTMSorter(None, units=8, num_layers=1),
     "cnn": lambda: CNNSorter(N, filters=8, kernel_size=3, num_blocks=8),
     "gru": lambda: GRUSorter(units=8, num_layers=2, context_units=4),
+    "histogram": lambda: HistogramSorter(anchors=(5, 8), hidden_units=4),
 }
 FIXED = ["lstm", "cnn"]
-GENERIC = ["lstm_generic", "gru"]
+GENERIC = ["lstm_generic", "gru", "histogram"]
 
 
 def make(name):
@@ -49,7 +56,10 @@ def test_shape_dtype_and_range(rng, name):
     assert y.shape == (5, N)
     assert sorter(x).dtype == "float32"
     assert sorter.seq_len == (N if name in FIXED else None)
-    assert np.all((y > 0) & (y < 1))
+    # The histogram sorter's rank estimates are not squashed: they stay
+    # within half a rank of [1, n].
+    top = 1 + 0.5 / N if name == "histogram" else 1
+    assert np.all((y > 0) & (y < top))
 
 
 @pytest.mark.parametrize("name", GENERIC)
@@ -153,6 +163,8 @@ def test_fixed_length_sorters_reject_other_lengths(rng):
         (lambda: CNNSorter(8, kernel_size=True), "kernel_size"),
         (lambda: GRUSorter(seq_len=8), "seq_len"),
         (lambda: GRUSorter(context_units=-1), "context_units"),
+        (lambda: HistogramSorter(seq_len=8), "seq_len"),
+        (lambda: HistogramSorter(hidden_units=0), "hidden_units"),
     ],
 )
 def test_bad_arguments(build, match):
@@ -194,6 +206,9 @@ def test_configs_mirror_the_constructors():
         4,
         0,
     ]
+    config = HistogramSorter(anchors=(8, 16), hidden_units=3).get_config()
+    assert "seq_len" not in config
+    assert (config["anchors"], config["hidden_units"]) == ([8, 16], 3)
 
 
 @pytest.mark.parametrize("name", list(SMALL))
@@ -262,7 +277,14 @@ def random_lists(rng, batch, n_min, n_max, n_pad):
 def test_loss_falls_in_a_short_training_run(rng, name):
     keras.utils.set_random_seed(2)
     sorter = SMALL[name]()
-    optimizer = keras.optimizers.Adam(learning_rate=0.01)
+    learning_rate = 0.01
+    if name == "histogram":
+        # Untrained, it already ranks well; blur its counts so that there
+        # is something to learn.
+        sorter.build((None, 16))
+        sorter.log_temperature.assign([1.0, 1.0])
+        learning_rate = 0.05
+    optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
     generic = name in GENERIC
 
     @tf.function
@@ -301,3 +323,41 @@ def test_fit_with_a_masked_dict_input(rng):
     assert np.isfinite(history.history["loss"]).all()
     y = np.asarray(sorter.predict({"scores": x, "mask": mask}, verbose=0))
     assert np.all(y[~mask] == 0)
+
+
+def test_untrained_histogram_sorter_is_close_to_exact(rng):
+    # Its counts are exact up to the temperature; only items sharing a bin
+    # are estimated. Oracle: scipy's ranks.
+    sorter = HistogramSorter()
+    for n in (10, 100, 1000):
+        x = rng.normal(size=(8, n)) * rng.uniform(0.1, 10, (8, 1))
+        x[:4] = rng.uniform(-1, 1, size=(4, n))
+        x = x.astype("float32")
+        error = np.abs(np.asarray(sorter(x)) - normalized_ranks(x))
+        assert np.mean(error) < 0.02, (n, np.mean(error))
+        assert np.max(error) < 0.2, (n, np.max(error))
+
+
+def test_histogram_sorter_gradients_reach_every_item(rng):
+    sorter = HistogramSorter()
+    x = tf.constant(rng.normal(size=(2, 50)).astype("float32"))
+    weights = tf.constant(rng.normal(size=(2, 50)).astype("float32"))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        loss = tf.reduce_sum(sorter(x) * weights)
+    grad = tape.gradient(loss, x).numpy()
+    assert np.all(np.isfinite(grad))
+    assert np.mean(grad != 0) > 0.9
+    # Raising one score lowers its own normalized rank (rank 1 = highest).
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        own = sorter(x)[0, 7]
+    assert tape.gradient(own, x).numpy()[0, 7] < 0
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"anchors": ()}, {"anchors": (2, 8)}, {"anchors": (8.0,)}]
+)
+def test_histogram_sorter_rejects_bad_anchors(kwargs):
+    with pytest.raises(ValueError, match="anchors"):
+        HistogramSorter(**kwargs)
