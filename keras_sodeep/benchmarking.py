@@ -57,6 +57,7 @@ UNTRAINED = {
         "LSTMSorter(seq_len=None) untrained",
         lambda: sorters.LSTMSorter(seq_len=None),
     ),
+    "histogram": ("HistogramSorter() untrained", sorters.HistogramSorter),
 }
 """Untrained sorters a benchmark may include (same cost as trained ones)."""
 
@@ -90,9 +91,9 @@ def default_rankers(untrained=(), include_presets=True):
     """The ranker specifications of a default benchmark run.
 
     Args:
-        untrained: names from `UNTRAINED` (``"gru"``, ``"lstm"``): untrained
-            length-generic sorters to include, labelled as such. Defaults to
-            ``()``.
+        untrained: names from `UNTRAINED` (``"gru"``, ``"lstm"``,
+            ``"histogram"``): untrained length-generic sorters to include,
+            labelled as such. Defaults to ``()``.
         include_presets: bool, whether to include every installed preset
             (``keras_sodeep.presets()``). Defaults to ``True``.
 
@@ -317,8 +318,9 @@ def benchmark_rankers(
         A list of dicts, one per measurement: ``ranker`` (the
         specification), ``label``, ``n``, ``mode``, ``seconds`` (median),
         ``first_seconds`` (the warm-up call: tracing and compilation
-        included), ``runs``, ``peak_bytes`` (or ``None``), and ``skipped``
-        (a reason, or ``None``).
+        included), ``runs``, ``peak_bytes`` (or ``None``), ``skipped``
+        (a reason, or ``None``) and ``length_generic`` (a sorter with
+        ``seq_len=None``).
     """
     tf = _tf()
     for mode in modes:
@@ -360,6 +362,7 @@ def benchmark_rankers(
             label, ranker, quadratic, max_length = built[spec]
             jobs.append((spec, label, ranker, quadratic, max_length))
         for spec, label, ranker, quadratic, max_length in jobs:
+            generic = isinstance(ranker, sorters.Sorter) and max_length is None
             skipped = None
             if max_length is not None and n > max_length:
                 skipped = f"lists longer than seq_len={max_length}"
@@ -377,6 +380,7 @@ def benchmark_rankers(
                     "runs": 0,
                     "peak_bytes": None,
                     "skipped": skipped,
+                    "length_generic": generic,
                 }
                 previous = last.get((spec, mode))
                 if not skipped and previous:
@@ -424,9 +428,10 @@ def target_figures(records):
         A dict from mode to a dict with, where measured: ``default_vs_ref``
         at n = 100 (the default ranker's forward + backward over the exact
         floor's forward plus the ``Dense`` reference's backward; the target
-        is <= 3) and ``gru_vs_sigmoid`` at n = 1000 (the untrained
-        ``GRUSorter``'s time over the default ranker's, when it is a
-        ``SigmoidRanker``; the target is < 1).
+        is <= 3) and, for each length-generic sorter ``SPEC`` measured at
+        n = 1000 (a preset or a key of `UNTRAINED`), ``SPEC_vs_sigmoid``:
+        its time over the ``SigmoidRanker``'s (the default ranker when it
+        is one, else ``"sigmoid:0.1"``); the target is < 1.
     """
     index = _index(records)
     default = keras.saving.deserialize_keras_object(DEFAULT_RANKER)
@@ -448,10 +453,18 @@ def target_figures(records):
             if isinstance(default, ranking.SigmoidRanker)
             else "sigmoid:0.1"
         )
-        gru_s = seconds("gru", 1000)
         sigmoid_s = seconds(sigmoid_spec, 1000)
-        if gru_s and sigmoid_s:
-            figures["gru_vs_sigmoid"] = gru_s / sigmoid_s
+        generic = [
+            r["ranker"]
+            for r in records
+            if r["n"] == 1000
+            and r["mode"] == mode
+            and (r["ranker"] in UNTRAINED or r.get("length_generic"))
+        ]
+        for spec in generic:
+            sorter_s = seconds(spec, 1000)
+            if sorter_s and sigmoid_s:
+                figures[f"{spec}_vs_sigmoid"] = sorter_s / sigmoid_s
         if figures:
             out[mode] = figures
     return out
@@ -540,10 +553,12 @@ def speed_table(records, machine=None):
                     f"{ratio:.2f} (target <= 3: "
                     f"{'met' if ratio <= 3 else 'not met'})"
                 )
-            if "gru_vs_sigmoid" in figures:
-                ratio = figures["gru_vs_sigmoid"]
+            for key, ratio in figures.items():
+                if not key.endswith("_vs_sigmoid"):
+                    continue
+                label = labels[key[: -len("_vs_sigmoid")]]
                 lines.append(
-                    f"- {_MODE_TITLES[mode]}, n = 1000: GRUSorter / "
+                    f"- {_MODE_TITLES[mode]}, n = 1000: {label} / "
                     f"SigmoidRanker = {ratio:.2f} (target < 1: "
                     f"{'met' if ratio < 1 else 'not met'})"
                 )

@@ -390,7 +390,7 @@ def _add_bench_command(subparsers):
         "--untrained",
         type=_parse_list(str, "untrained"),
         default=(),
-        help="untrained length-generic sorters to add: gru, lstm",
+        help="untrained length-generic sorters to add: gru, lstm, histogram",
     )
     parser.add_argument(
         "--no-presets", action="store_true", help="leave the presets out"
