@@ -16,16 +16,21 @@ analytic rankers in its place, on data that ships with scikit-learn:
   batch-hard triplet loss on cosine similarity; metric: Recall@1
   (`keras_sodeep.retrieval.recall_at_k`) of 8-dimensional embeddings.
 
-The SoDeep rows use a small length-generic ``GRUSorter`` trained here on
-synthetic lists with `keras_sodeep.training.train_sorter` (no preset is
-downloaded); the analytic rows use ``SigmoidRanker`` (the paper's
-handcrafted sorter) and ``NeuralSortRanker``. Every configuration runs
-with 5 seeds (weights, data split and batch order); the table gives the
-mean and standard deviation over seeds.
+The SoDeep rows use a pretrained length-generic sorter
+(``keras_sodeep.pretrained("histogram")`` by default, shipped with the
+package: nothing is downloaded) inside a ``SorterRanker``; the analytic rows
+use ``SigmoidRanker`` (the paper's handcrafted sorter) and
+``NeuralSortRanker``. Every configuration runs with 5 seeds (weights, data
+split and batch order); the table gives the mean and standard deviation over
+seeds, and a verdict per task: the SoDeep loss with the learned sorter
+against the task's usual loss, "beats" or "loses" when the means differ by
+more than the sum of the two standard deviations, else "tie within the seed
+spread".
 
 ```
 python benchmarks/downstream.py                 # the README table
 python benchmarks/downstream.py --quick         # a smoke run (1 seed)
+python benchmarks/downstream.py --sorter PATH   # another preset or folder
 ```
 """
 
@@ -50,17 +55,16 @@ from keras_sodeep.losses import (  # noqa: E402
     RecallAtKLoss,
     SpearmanLoss,
 )
+from keras_sodeep.pretrained import pretrained  # noqa: E402
 from keras_sodeep.ranking import (  # noqa: E402
     NeuralSortRanker,
     SigmoidRanker,
     SorterRanker,
 )
 from keras_sodeep.retrieval import recall_at_k  # noqa: E402
-from keras_sodeep.sorters import GRUSorter  # noqa: E402
-from keras_sodeep.training import evaluate_ranker, train_sorter  # noqa: E402
+from keras_sodeep.training import evaluate_ranker  # noqa: E402
 
 BATCH_SIZE = 64
-# XLA halves the step time of the models that hold a recurrent sorter.
 JIT_COMPILE = True
 # Small enough that raw pixels do not already retrieve the unseen digits
 # almost perfectly: with 16 dimensions an untrained network scores
@@ -70,31 +74,20 @@ EMBEDDING_DIM = 8
 
 # -- the learned sorter -------------------------------------------------------
 
+SODEEP = "SoDeep ({} preset)"
 
-def make_sorter(steps, seed=0):
-    """A small length-generic GRU sorter trained on lists of 8-128 items."""
-    keras.utils.set_random_seed(seed)
-    sorter = GRUSorter(units=24, num_layers=1, context_units=16)
-    start = time.time()
-    sorter, _ = train_sorter(
-        sorter,
-        seq_len=(8, 128),
-        steps=steps,
-        batch_size=128,
-        learning_rate=3e-3,
-        eval_lists=0,
-        verbose=0,
-        seed=seed,
-    )
-    seconds = time.time() - start
+
+def load_sorter(name):
+    """The pretrained sorter, its row label and its L1 on 1,000 lists of 64."""
+    sorter = pretrained(name)
     figures = evaluate_ranker(sorter, seq_len=64, num_lists=1000, lengths=())
-    return sorter, seconds, figures["l1"]
+    return sorter, SODEEP.format(os.path.basename(name)), figures["l1"]
 
 
-def rankers(sorter):
+def rankers(sorter, label):
     """The rankers compared inside each SoDeep loss, by row label."""
     return {
-        "SoDeep (GRU sorter)": lambda: SorterRanker(sorter),
+        label: lambda: SorterRanker(sorter),
         "SigmoidRanker(0.1)": lambda: SigmoidRanker(0.1),
         "NeuralSortRanker(1.0)": lambda: NeuralSortRanker(1.0),
     }
@@ -255,10 +248,10 @@ TASKS = [
 ]
 
 
-def configurations(sorter):
+def configurations(sorter, sorter_label):
     """(task, metric, loss label, ranker label, run(seed)) for every row."""
     rows = []
-    ranks = rankers(sorter)
+    ranks = rankers(sorter, sorter_label)
 
     def add(task, metric, label, ranker, make_loss, run):
         rows.append((task, metric, label, ranker, make_loss, run))
@@ -299,8 +292,8 @@ def configurations(sorter):
     retrieval_rows.append(
         (
             "RankTripletLoss",
-            "SoDeep (GRU sorter)",
-            lambda: RankTripletLoss(ranker=ranks["SoDeep (GRU sorter)"]()),
+            sorter_label,
+            lambda: RankTripletLoss(ranker=ranks[sorter_label]()),
         )
     )
     for label, name, make_loss in retrieval_rows:
@@ -316,12 +309,49 @@ def configurations(sorter):
 
 
 EPOCHS = {regression: 60, multilabel: 15, retrieval: 20}
+BASELINES = {
+    "Spearman regression (diabetes)": ("MSE", "SpearmanLoss"),
+    "Multi-label mosaics (digits)": ("binary cross-entropy", "MAPLoss"),
+    "Open-set retrieval (digits 5-9)": ("batch-hard triplet", "RecallAtKLoss"),
+}
+
+
+def verdict(sodeep, baseline):
+    """ "beats", "loses" or "tie within the seed spread" from (mean, std)."""
+    gap = sodeep[0] - baseline[0]
+    spread = sodeep[1] + baseline[1]
+    if gap > spread:
+        return "beats"
+    if gap < -spread:
+        return "loses"
+    return "tie within the seed spread"
+
+
+def verdicts(results, sorter_label):
+    """One Markdown line per task: the SoDeep loss against its baseline."""
+    found = {(r[0], r[2], r[3]): (r[5], r[6]) for r in results}
+    lines = []
+    for task, (base_loss, sodeep_loss) in BASELINES.items():
+        base = found.get((task, base_loss, "-"))
+        sodeep = found.get((task, sodeep_loss, sorter_label))
+        if base is None or sodeep is None:
+            continue
+        lines.append(
+            f"- {task}: {sodeep_loss} {sodeep[0]:.4f} ± {sodeep[1]:.4f} "
+            f"{verdict(sodeep, base)} {base_loss} {base[0]:.4f} ± "
+            f"{base[1]:.4f}."
+        )
+    return lines
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--sorter-steps", type=int, default=1500)
+    parser.add_argument(
+        "--sorter",
+        default="histogram",
+        help="the learned sorter: a preset name or folder",
+    )
     parser.add_argument(
         "--quick", action="store_true", help="1 seed, few epochs: a smoke run"
     )
@@ -337,15 +367,14 @@ def main(argv=None):
     seeds = 1 if args.quick else args.seeds
     scale = 0.2 if args.quick else 1.0
     start = time.time()
-    sorter_steps = 200 if args.quick else args.sorter_steps
-    sorter, sorter_seconds, sorter_l1 = make_sorter(sorter_steps)
+    sorter, sorter_label, sorter_l1 = load_sorter(args.sorter)
     print(
-        f"GRU sorter: {sorter_steps} steps in {sorter_seconds:.0f} s, "
-        f"L1 {sorter_l1:.4f} on 1,000 lists of 64",
+        f"{sorter_label}: L1 {sorter_l1:.4f} on 1,000 lists of 64",
         flush=True,
     )
     results = []
-    for task, metric, label, ranker, make_loss, run in configurations(sorter):
+    rows = configurations(sorter, sorter_label)
+    for task, metric, label, ranker, make_loss, run in rows:
         epochs = max(1, int(EPOCHS[run] * scale))
         loss = make_loss()
         if loss is None:
@@ -374,11 +403,12 @@ def main(argv=None):
             f"| {task} | {metric} | {label} | {ranker} | {epochs} | "
             f"{mean:.4f} ± {std:.4f} |"
         )
+    lines += ["", "Verdicts (the SoDeep loss with the learned sorter):", ""]
+    lines += verdicts(results, sorter_label)
     lines += [
         "",
-        f"GRU sorter (units 24, 1 layer): {sorter_steps} training steps, "
-        f"L1 {sorter_l1:.4f} (1,000 lists of 64). Batch size "
-        f"{BATCH_SIZE}. Total {minutes:.1f} min on "
+        f"Learned sorter: `{args.sorter}` (L1 {sorter_l1:.4f} on 1,000 "
+        f"lists of 64). Batch size {BATCH_SIZE}. Total {minutes:.1f} min on "
         f"{platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs, keras {keras.__version__}, "
         f"backend {keras.backend.backend()}.",

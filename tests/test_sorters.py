@@ -334,8 +334,8 @@ def test_untrained_histogram_sorter_is_close_to_exact(rng):
         x[:4] = rng.uniform(-1, 1, size=(4, n))
         x = x.astype("float32")
         error = np.abs(np.asarray(sorter(x)) - normalized_ranks(x))
-        assert np.mean(error) < 0.02, (n, np.mean(error))
-        assert np.max(error) < 0.2, (n, np.max(error))
+        assert np.mean(error) < 0.005, (n, np.mean(error))
+        assert np.max(error) < 0.1, (n, np.max(error))
 
 
 def test_histogram_sorter_gradients_reach_every_item(rng):
@@ -361,3 +361,44 @@ def test_histogram_sorter_gradients_reach_every_item(rng):
 def test_histogram_sorter_rejects_bad_anchors(kwargs):
     with pytest.raises(ValueError, match="anchors"):
         HistogramSorter(**kwargs)
+
+
+@pytest.mark.parametrize("log_temperature", [-3.0, 0.0, 2.0])
+def test_histogram_sorter_own_rank_never_rises_with_its_score(
+    rng, log_temperature
+):
+    # The diagonal of d rank_i / d x_i is <= 0 at any temperature (each
+    # item is left out of its own counts): with the item counted in its own
+    # bin, soft counts gave it the wrong sign and SpearmanLoss learned the
+    # reverse order.
+    sorter = HistogramSorter()
+    sorter.build((None, 30))
+    sorter.log_temperature.assign([log_temperature] * 2)
+    x = tf.constant(rng.normal(size=(3, 30)).astype("float32"))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = sorter(x)
+    jacobian = tape.batch_jacobian(y, x).numpy()
+    diagonal = np.diagonal(jacobian, axis1=1, axis2=2)
+    # Cross terms (through the min-max scaling and the first pass's
+    # estimates of the other items) leave tiny positive values at most.
+    assert np.all(diagonal <= 1e-3 * np.abs(diagonal).max()), diagonal.max()
+
+
+def test_histogram_sorter_trains_a_model_with_spearman_loss(rng):
+    from scipy.stats import spearmanr
+
+    from keras_sodeep.losses import SpearmanLoss
+
+    x = rng.normal(size=(512, 4)).astype("float32")
+    y = np.tanh(x @ np.array([1.0, -2.0, 0.5, 0.0])).astype("float32")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.05),
+        loss=SpearmanLoss(ranker=HistogramSorter()),
+    )
+    before = spearmanr(model.predict(x, verbose=0)[:, 0], y).statistic
+    model.fit(x, y, batch_size=128, epochs=5, verbose=0)
+    after = spearmanr(model.predict(x, verbose=0)[:, 0], y).statistic
+    assert after > 0.95 and after > before, (before, after)
