@@ -271,8 +271,8 @@ def _add_evaluate_command(subparsers):
     parser.add_argument(
         "sorter",
         help="a preset folder or name, 'sigmoid[:TEMPERATURE]' (e.g. "
-        "sigmoid:0.1, the paper's lambda = 10), 'neuralsort[:TEMPERATURE]' "
-        "or 'exact'",
+        "sigmoid:0.1, the paper's lambda = 10), 'neuralsort[:TEMPERATURE]', "
+        "'exact', or 'untrained:ARCH' (an untrained sorter, a baseline)",
     )
     parser.add_argument("--num-lists", type=int, default=10000)
     parser.add_argument(

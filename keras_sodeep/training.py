@@ -109,8 +109,12 @@ def resolve_ranker(spec):
             ``SigmoidRanker(temperature=T)`` (default 0.1, the paper's
             ``lambda = 10``); ``"neuralsort"`` or ``"neuralsort:T"`` for
             ``NeuralSortRanker(temperature=T)`` (default 1.0); ``"exact"``
-            for ``ExactRanker()``; otherwise a preset folder path or name,
-            loaded with `keras_sodeep.pretrained.pretrained`.
+            for ``ExactRanker()``; ``"untrained:ARCH"`` for an untrained
+            sorter of `build_sorter` (``ARCH`` in `ARCHITECTURES`; seed 0,
+            length-generic where the architecture allows it, else
+            ``seq_len=100``), a baseline for trained ones; otherwise a
+            preset folder path or name, loaded with
+            `keras_sodeep.pretrained.pretrained`.
 
     Returns:
         A ``Ranker`` (ranks in ``[1, n]``) or a sorter (a ``keras.Model``
@@ -143,6 +147,15 @@ def resolve_ranker(spec):
             return cls(temperature=temperature)
         if text == "exact":
             return ranking.ExactRanker()
+        if name == "untrained":
+            if value not in ARCHITECTURES:
+                raise ValueError(
+                    "In 'untrained:ARCH', ARCH should be one of "
+                    f"{', '.join(ARCHITECTURES)}. Received: {text!r}"
+                )
+            keras.utils.set_random_seed(0)
+            length = 100 if value in ("cnn", "lstm") else (2, 100)
+            return build_sorter(value, seq_len=length)
     return pretrained(text)
 
 

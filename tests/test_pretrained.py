@@ -421,3 +421,29 @@ def test_real_sorters_round_trip(kind, tmp_path, monkeypatch):
     loaded = pretrained(kind)
     assert type(loaded) is type(sorter) and not loaded.trainable
     np.testing.assert_allclose(np.asarray(loaded(x)), y, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(presets()))
+def test_shipped_preset_loads_offline_and_matches_its_figures(
+    name, tmp_path, monkeypatch
+):
+    """A shipped preset loads from the package alone (an empty cache, a
+    download address that refuses connections) and ranks as well as its
+    metadata records, on lists it was not evaluated on."""
+    from keras_sodeep.synthetic import evaluation_lists
+
+    monkeypatch.setenv("KERAS_SODEEP_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("KERAS_SODEEP_WEIGHTS_URL", "http://127.0.0.1:9/none")
+    sorter = pretrained(name)
+    home = tmp_path / "home"
+    assert not home.exists() or not [p for p in home.rglob("*") if p.is_file()]
+    metadata = presets()[name]
+    n = metadata["seq_len"] or 100
+    scores, target = evaluation_lists(300, n, seed=7)
+    predicted = np.asarray(sorter.predict(scores, verbose=0))
+    l1 = float(np.mean(np.abs(predicted - target)))
+    recorded = metadata["fidelity"]["l1"]
+    assert l1 < 1.3 * recorded + 2e-4, (name, l1, recorded)
+    # Invariant to the scale and shift of a list, as recorded.
+    rescaled = np.asarray(sorter.predict(scores * 1000 + 50, verbose=0))
+    assert np.abs(rescaled - predicted).max() < 1e-3

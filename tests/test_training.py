@@ -139,6 +139,12 @@ def test_resolve_ranker():
     assert resolve_ranker("sigmoid:0.05").temperature == 0.05
     assert resolve_ranker("neuralsort:2").temperature == 2.0
     assert isinstance(resolve_ranker("exact"), ExactRanker)
+    untrained = resolve_ranker("untrained:histogram")
+    assert type(untrained).__name__ == "HistogramSorter"
+    assert untrained.seq_len is None
+    assert resolve_ranker("untrained:cnn").seq_len == 100
+    with pytest.raises(ValueError, match="ARCH"):
+        resolve_ranker("untrained:tree")
     with pytest.raises(ValueError, match="should be a number"):
         resolve_ranker("sigmoid:abc")
     with pytest.raises(ValueError, match="Known presets"):
