@@ -107,23 +107,29 @@ def diabetes_split(seed):
     return x[train], y[train], x[test], y[test]
 
 
-def regression(loss, seed, epochs):
-    x, y, x_test, y_test = diabetes_split(seed)
+def fit_mlp(x, y, hidden, outputs, learning_rate, loss, seed, epochs):
+    """A one-hidden-layer MLP, trained with `loss` unless it is None."""
     keras.utils.set_random_seed(seed)
     model = keras.Sequential(
         [
             keras.Input((x.shape[1],)),
-            keras.layers.Dense(32, activation="relu"),
-            keras.layers.Dense(1),
+            keras.layers.Dense(hidden, activation="relu"),
+            keras.layers.Dense(outputs),
         ]
     )
     if loss is not None:
         model.compile(
-            optimizer=keras.optimizers.Adam(3e-3),
+            optimizer=keras.optimizers.Adam(learning_rate),
             loss=loss,
             jit_compile=JIT_COMPILE,
         )
         model.fit(x, y, batch_size=BATCH_SIZE, epochs=epochs, verbose=0)
+    return model
+
+
+def regression(loss, seed, epochs):
+    x, y, x_test, y_test = diabetes_split(seed)
+    model = fit_mlp(x, y, 32, 1, 3e-3, loss, seed, epochs)
     pred = model.predict(x_test, verbose=0)[:, 0]
     return spearmanr(pred, y_test).statistic
 
@@ -153,21 +159,7 @@ def digit_mosaics(num, seed, grid=2, empty=0.5):
 def multilabel(loss, seed, epochs, num_train=2000, num_test=1000):
     x, y = digit_mosaics(num_train, seed)
     x_test, y_test = digit_mosaics(num_test, 1000 + seed)
-    keras.utils.set_random_seed(seed)
-    model = keras.Sequential(
-        [
-            keras.Input((x.shape[1],)),
-            keras.layers.Dense(64, activation="relu"),
-            keras.layers.Dense(10),
-        ]
-    )
-    if loss is not None:
-        model.compile(
-            optimizer=keras.optimizers.Adam(3e-3),
-            loss=loss,
-            jit_compile=JIT_COMPILE,
-        )
-        model.fit(x, y, batch_size=BATCH_SIZE, epochs=epochs, verbose=0)
+    model = fit_mlp(x, y, 64, 10, 3e-3, loss, seed, epochs)
     scores = model.predict(x_test, verbose=0)
     return average_precision_score(y_test, scores, average="macro")
 
@@ -219,21 +211,7 @@ def digits_open_set(seed):
 
 def retrieval(loss, seed, epochs):
     x, y, x_test, y_test = digits_open_set(seed)
-    keras.utils.set_random_seed(seed)
-    model = keras.Sequential(
-        [
-            keras.Input((x.shape[1],)),
-            keras.layers.Dense(64, activation="relu"),
-            keras.layers.Dense(EMBEDDING_DIM),
-        ]
-    )
-    if loss is not None:
-        model.compile(
-            optimizer=keras.optimizers.Adam(1e-3),
-            loss=loss,
-            jit_compile=JIT_COMPILE,
-        )
-        model.fit(x, y, batch_size=BATCH_SIZE, epochs=epochs, verbose=0)
+    model = fit_mlp(x, y, 64, EMBEDDING_DIM, 1e-3, loss, seed, epochs)
     embeddings = model.predict(x_test, verbose=0)
     return recall_at_k(embeddings, query_labels=y_test, k=1)
 
