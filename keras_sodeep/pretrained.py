@@ -120,11 +120,16 @@ def presets():
     }
 
 
+def _numeric_first(key):
+    # JSON sorts "1000" before "200"; list lengths read better by value.
+    return (0, int(key), "") if str(key).isdigit() else (1, 0, str(key))
+
+
 def _flatten(value, prefix=""):
     if isinstance(value, dict):
         items = {}
-        for key, inner in value.items():
-            items.update(_flatten(inner, f"{prefix}{key}/"))
+        for key in sorted(value, key=_numeric_first):
+            items.update(_flatten(value[key], f"{prefix}{key}/"))
         return items
     return {prefix[:-1]: value}
 
@@ -175,7 +180,8 @@ def presets_table(info=None):
         "|" + "---|" * len(header),
     ]
     for name, metadata in info.items():
-        row = [name, metadata.get("architecture"), metadata.get("seq_len")]
+        seq_len = metadata.get("seq_len")
+        row = [name, metadata.get("architecture"), seq_len or "any"]
         row += [fidelity[name].get(key) for key in figures]
         row += [
             metadata.get("training_steps"),
