@@ -644,6 +644,16 @@ class HistogramSorter(Sorter):
         anchors: tuple of ints >= 3, the number of anchors of each pass.
             Defaults to ``(64, 256)``.
         hidden_units: int, width of the correction head. Defaults to 16.
+        gradient_anchors: int >= 3 or ``None``. With sharp learned
+            temperatures, an item's gradient comes from the other items in
+            its own bin and near its bin's anchors, so it is sparse when
+            bins hold few items (short lists). If set, the backward pass
+            instead follows a coarse one-pass estimate with this many
+            anchors over the list's range and a temperature of one bin (a
+            straight-through surrogate, like a ``SigmoidRanker`` whose
+            temperature is a fraction of the list's range); the outputs,
+            and the gradients of the sorter's own weights, are unchanged.
+            Defaults to ``None``: the sorter's own gradient.
         **kwargs: passed to ``keras.Model`` (``seq_len`` is accepted only
             as ``None``).
 
@@ -661,7 +671,13 @@ class HistogramSorter(Sorter):
     (3, 7)
     """
 
-    def __init__(self, anchors=(64, 256), hidden_units=16, **kwargs):
+    def __init__(
+        self,
+        anchors=(64, 256),
+        hidden_units=16,
+        gradient_anchors=None,
+        **kwargs,
+    ):
         seq_len = kwargs.pop("seq_len", None)
         if seq_len is not None:
             raise ValueError(
@@ -681,8 +697,11 @@ class HistogramSorter(Sorter):
                 f"anchors of each pass. Received: anchors={anchors!r}"
             )
         _check_positive_int(hidden_units, "hidden_units")
+        if gradient_anchors is not None:
+            _check_positive_int(gradient_anchors, "gradient_anchors", 3)
         self.anchors = anchors
         self.hidden_units = hidden_units
+        self.gradient_anchors = gradient_anchors
         self.hidden = keras.layers.Dense(
             hidden_units, activation="relu", dtype="float32", name="hidden"
         )
@@ -702,7 +721,8 @@ class HistogramSorter(Sorter):
         self.head.build((batch, n, self.hidden_units))
 
     def _rank(self, features, mask, training):
-        t = ops.cast(features[..., 1], "float32")
+        v = ops.cast(features[..., 1], "float32")
+        t = v if self.gradient_anchors is None else ops.stop_gradient(v)
         if mask is None:
             weights = ops.ones_like(t)
         else:
@@ -722,12 +742,23 @@ class HistogramSorter(Sorter):
             [f, ops.log1p(ops.relu(m)), 1.0 / n, ops.log(n)], axis=-1
         )
         correction = ops.squeeze(self.head(self.hidden(head_features)), -1)
-        return (rank + correction) / count
+        ranks = (rank + correction) / count
+        if self.gradient_anchors is None:
+            return ranks
+        smooth, _, _ = _histogram_pass(
+            v, weights, count, -1.0, 1.0, self.gradient_anchors, 0.0
+        )
+        smooth = smooth / count
+        return ranks + smooth - ops.stop_gradient(smooth)
 
     def get_config(self):
         config = super().get_config()
         config.pop("seq_len", None)
         config.update(
-            {"anchors": list(self.anchors), "hidden_units": self.hidden_units}
+            {
+                "anchors": list(self.anchors),
+                "hidden_units": self.hidden_units,
+                "gradient_anchors": self.gradient_anchors,
+            }
         )
         return config

@@ -402,3 +402,37 @@ def test_histogram_sorter_trains_a_model_with_spearman_loss(rng):
     model.fit(x, y, batch_size=128, epochs=5, verbose=0)
     after = spearmanr(model.predict(x, verbose=0)[:, 0], y).statistic
     assert after > 0.95 and after > before, (before, after)
+
+
+def test_histogram_gradient_anchors_change_gradients_only(rng):
+    plain = HistogramSorter()
+    plain.build((None, 20))
+    smooth = HistogramSorter(gradient_anchors=8)
+    smooth.build((None, 20))
+    smooth.set_weights(plain.get_weights())
+    assert smooth.get_config()["gradient_anchors"] == 8
+    with pytest.raises(ValueError, match="gradient_anchors"):
+        HistogramSorter(gradient_anchors=2)
+    x = tf.constant(rng.normal(size=(4, 20)).astype("float32"))
+    np.testing.assert_allclose(smooth(x), plain(x), atol=1e-6)
+    weights = tf.constant(rng.normal(size=(4, 20)).astype("float32"))
+    grads = []
+    for sorter in (plain, smooth):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(sorter(x) * weights)
+        grads.append(tape.gradient(loss, [x] + sorter.trainable_variables))
+    # The surrogate reaches more items with a nonzero gradient...
+    assert np.mean(grads[1][0].numpy() != 0) >= np.mean(
+        grads[0][0].numpy() != 0
+    )
+    assert not np.allclose(grads[1][0], grads[0][0])
+    # ...and leaves the gradients of the sorter's weights as they were.
+    for a, b in zip(grads[0][1:], grads[1][1:]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    # Raising a score never raises its own rank under the surrogate.
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = smooth(x)
+    diagonal = np.diagonal(tape.batch_jacobian(y, x).numpy(), 0, 1, 2)
+    assert np.all(diagonal <= 1e-3 * np.abs(diagonal).max())
