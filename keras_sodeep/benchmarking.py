@@ -59,7 +59,21 @@ UNTRAINED = {
     ),
     "histogram": ("HistogramSorter() untrained", sorters.HistogramSorter),
 }
-"""Untrained sorters a benchmark may include (same cost as trained ones)."""
+"""Untrained sorters a benchmark may include (same cost as trained ones).
+
+Their specifications are ``"untrained:NAME"``, so that they never shadow a
+preset of the same name."""
+_UNTRAINED_PREFIX = "untrained:"
+
+
+def _untrained_name(spec):
+    """``NAME`` for an ``"untrained:NAME"`` specification, else ``None``."""
+    if isinstance(spec, str) and spec.startswith(_UNTRAINED_PREFIX):
+        name = spec[len(_UNTRAINED_PREFIX) :]
+        if name in UNTRAINED:
+            return name
+    return None
+
 
 _MODE_TITLES = {"eager": "eager", "function": "tf.function", "xla": "XLA"}
 # Bytes of float32 n x n tensors held at once by a quadratic ranker's
@@ -119,7 +133,7 @@ def default_rankers(untrained=(), include_presets=True):
                 f"`untrained` should name sorters among {sorted(UNTRAINED)}. "
                 f"Received: {name!r}"
             )
-        specs.append(name)
+        specs.append(_UNTRAINED_PREFIX + name)
     return specs
 
 
@@ -128,8 +142,8 @@ def _build_ranker(spec):
     if spec == "default":
         ranker = keras.saving.deserialize_keras_object(DEFAULT_RANKER)
         label = f"{_describe(ranker)} (the default)"
-    elif spec in UNTRAINED:
-        label, factory = UNTRAINED[spec]
+    elif _untrained_name(spec):
+        label, factory = UNTRAINED[_untrained_name(spec)]
         ranker = factory()
     else:
         ranker = resolve_ranker(spec)
@@ -292,10 +306,11 @@ def benchmark_rankers(
 
     Args:
         rankers: list of specifications: ``"exact"`` (the floor),
-            ``"default"`` (``keras_sodeep.losses.DEFAULT_RANKER``), a key of
-            `UNTRAINED`, or anything ``keras_sodeep.training.resolve_ranker``
-            accepts (``"sigmoid:0.1"``, ``"neuralsort:1.0"``, a preset name
-            or folder). Defaults to `default_rankers()`. The floor and the
+            ``"default"`` (``keras_sodeep.losses.DEFAULT_RANKER``),
+            ``"untrained:NAME"`` for ``NAME`` in `UNTRAINED`, or anything
+            ``keras_sodeep.training.resolve_ranker`` accepts
+            (``"sigmoid:0.1"``, ``"neuralsort:1.0"``, a preset name or
+            folder). Defaults to `default_rankers()`. The floor and the
             ``Dense`` reference are always measured.
         sizes: list lengths ``n``. Defaults to `SIZES`.
         modes: subset of `MODES`. Defaults to all three.
@@ -429,7 +444,7 @@ def target_figures(records):
         at n = 100 (the default ranker's forward + backward over the exact
         floor's forward plus the ``Dense`` reference's backward; the target
         is <= 3) and, for each length-generic sorter ``SPEC`` measured at
-        n = 1000 (a preset or a key of `UNTRAINED`), ``SPEC_vs_sigmoid``:
+        n = 1000 (a preset or ``"untrained:NAME"``), ``SPEC_vs_sigmoid``:
         its time over the ``SigmoidRanker``'s (the default ranker when it
         is one, else ``"sigmoid:0.1"``); the target is < 1.
     """
@@ -459,7 +474,7 @@ def target_figures(records):
             for r in records
             if r["n"] == 1000
             and r["mode"] == mode
-            and (r["ranker"] in UNTRAINED or r.get("length_generic"))
+            and (_untrained_name(r["ranker"]) or r.get("length_generic"))
         ]
         for spec in generic:
             sorter_s = seconds(spec, 1000)

@@ -328,7 +328,7 @@ def _bench(args):
             untrained=args.untrained, include_presets=not args.no_presets
         )
     else:
-        rankers = list(rankers) + list(args.untrained)
+        rankers = list(rankers) + [f"untrained:{n}" for n in args.untrained]
     machine = benchmarking.machine_description()
     records = benchmarking.benchmark_rankers(
         rankers,

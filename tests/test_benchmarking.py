@@ -22,7 +22,7 @@ def _record(ranker, n, mode, seconds, label=None, skipped=None):
 def test_default_rankers():
     specs = benchmarking.default_rankers(untrained=("gru", "lstm"))
     assert specs[:3] == ["exact", "default", "neuralsort:1.0"]
-    assert specs[-2:] == ["gru", "lstm"]
+    assert specs[-2:] == ["untrained:gru", "untrained:lstm"]
     with pytest.raises(ValueError, match="untrained"):
         benchmarking.default_rankers(untrained=("cnn",))
 
@@ -83,7 +83,7 @@ def test_speed_table_ratios_and_targets():
         _record("default", 100, "xla", 0.009, "SigmoidRanker (the default)"),
         _record("exact", 1000, "xla", 0.010, "exact_rank (floor)"),
         _record("default", 1000, "xla", 0.5, "SigmoidRanker (the default)"),
-        _record("gru", 1000, "xla", 2.0, "GRUSorter() untrained"),
+        _record("untrained:gru", 1000, "xla", 2.0, "GRUSorter() untrained"),
         _record("neuralsort:1.0", 1000, "xla", None, skipped="needs 9 GiB"),
     ]
     machine = benchmarking.machine_description()
@@ -102,7 +102,10 @@ def test_speed_table_ratios_and_targets():
     )
     assert machine["cpu"] in table and "Keras" in table
     assert benchmarking.target_figures(records) == {
-        "xla": {"default_vs_ref": pytest.approx(3.0), "gru_vs_sigmoid": 4.0}
+        "xla": {
+            "default_vs_ref": pytest.approx(3.0),
+            "untrained:gru_vs_sigmoid": 4.0,
+        }
     }
 
 
