@@ -426,9 +426,20 @@ def save_preset(sorter, directory, **metadata):
     os.makedirs(directory, exist_ok=True)
     config_path = os.path.join(directory, CONFIG_FILE)
     weights_path = os.path.join(directory, WEIGHTS_FILE)
+    config = keras.saving.serialize_keras_object(sorter)
+    # A preset is a frozen sorter: its training set-up stays out of it.
+    config.pop("compile_config", None)
     with open(config_path, "w", encoding="utf-8") as f:
-        json.dump(keras.saving.serialize_keras_object(sorter), f, indent=2)
-    sorter.save_weights(weights_path)
+        json.dump(config, f, indent=2)
+    # The weights alone: a compiled sorter's save_weights also writes its
+    # optimizer's slots, twice the size of the model for Adam.
+    bare = keras.saving.deserialize_keras_object(config)
+    dummy = np.zeros(
+        (1, getattr(sorter, "seq_len", None) or _BUILD_LENGTH), "float32"
+    )
+    bare(dummy)
+    bare.set_weights(sorter.get_weights())
+    bare.save_weights(weights_path)
     record = {
         "architecture": type(sorter).__name__,
         "seq_len": getattr(sorter, "seq_len", None),

@@ -447,3 +447,28 @@ def test_shipped_preset_loads_offline_and_matches_its_figures(
     # Invariant to the scale and shift of a list, as recorded.
     rescaled = np.asarray(sorter.predict(scores * 1000 + 50, verbose=0))
     assert np.abs(rescaled - predicted).max() < 1e-3
+
+
+def test_save_preset_leaves_the_optimizer_out(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    from keras_sodeep.sorters import LSTMSorter
+
+    sorter = LSTMSorter(6, units=4, num_layers=1)
+    sorter.compile(optimizer="adam", loss="mae")
+    x = np.random.default_rng(0).normal(size=(8, 6)).astype("float32")
+    sorter.fit(x, np.zeros_like(x), epochs=1, verbose=0)
+    save_preset(sorter, tmp_path / "p")
+    datasets = {}
+    with h5py.File(tmp_path / "p" / "model.weights.h5", "r") as f:
+        f.visititems(
+            lambda name, o: (
+                datasets.update({name: o.size})
+                if isinstance(o, h5py.Dataset)
+                else None
+            )
+        )
+    assert not [name for name in datasets if name.startswith("optimizer")]
+    sizes = list(datasets.values())
+    assert sum(sizes) == sorter.count_params()
+    loaded = pretrained(str(tmp_path / "p"))
+    np.testing.assert_allclose(loaded(x), sorter(x), rtol=1e-6, atol=1e-6)
