@@ -55,7 +55,7 @@ from keras_sodeep.losses import (  # noqa: E402
     RecallAtKLoss,
     SpearmanLoss,
 )
-from keras_sodeep.pretrained import pretrained  # noqa: E402
+from keras_sodeep.preset_store import pretrained  # noqa: E402
 from keras_sodeep.ranking import (  # noqa: E402
     NeuralSortRanker,
     SigmoidRanker,
@@ -213,7 +213,7 @@ def retrieval(loss, seed, epochs):
     x, y, x_test, y_test = digits_open_set(seed)
     model = fit_mlp(x, y, 64, EMBEDDING_DIM, 1e-3, loss, seed, epochs)
     embeddings = model.predict(x_test, verbose=0)
-    return recall_at_k(embeddings, query_labels=y_test, k=1)
+    return recall_at_k(embeddings, query_labels=y_test, k=1)[1]
 
 
 # -- the runs -----------------------------------------------------------------

@@ -9,7 +9,7 @@ list length and execution mode, and measures the peak memory of the runs.
 What is timed, per (ranker, n, mode):
 
 ```
-step(y_true, y_pred) = SpearmanLoss(ranker, axis=-1)(y_true, y_pred)
+step(y_true, y_pred) = SpearmanLoss(ranker=ranker, axis=-1)(y_true, y_pred)
                        and its gradient with respect to y_pred
 time = median over repeated calls of step, after one warm-up call
 ```
@@ -39,9 +39,10 @@ import keras
 import numpy as np
 
 from keras_sodeep import ranking, sorters
-from keras_sodeep.losses import DEFAULT_RANKER, SpearmanLoss
-from keras_sodeep.pretrained import presets
-from keras_sodeep.training import resolve_ranker
+from keras_sodeep.losses import SpearmanLoss
+from keras_sodeep.preset_store import presets
+from keras_sodeep.ranking import DEFAULT_RANKER
+from keras_sodeep.training import cpu_model
 
 MODES = ("eager", "function", "xla")
 """Execution modes: plain calls, ``tf.function``, and with XLA."""
@@ -51,18 +52,16 @@ SIZES = (16, 100, 1000, 10000)
 
 EXACT = "exact"
 DENSE = "dense"
-UNTRAINED = {
-    "gru": ("GRUSorter() untrained", sorters.GRUSorter),
-    "lstm": (
-        "LSTMSorter(seq_len=None) untrained",
-        lambda: sorters.LSTMSorter(seq_len=None),
-    ),
-    "histogram": ("HistogramSorter() untrained", sorters.HistogramSorter),
-}
-"""Untrained sorters a benchmark may include (same cost as trained ones).
+UNTRAINED = tuple(
+    name
+    for name, entry in sorters.ARCHITECTURES.items()
+    if entry.lengths != "fixed"
+)
+"""Untrained sorters a benchmark may include (same cost as trained ones):
+the length-generic architectures of ``keras_sodeep.sorters.ARCHITECTURES``.
 
-Their specifications are ``"untrained:NAME"``, so that they never shadow a
-preset of the same name."""
+Their specifications are ``"untrained:NAME"`` (``keras_sodeep.ranking.get``),
+so that they never shadow a preset of the same name."""
 _UNTRAINED_PREFIX = "untrained:"
 
 
@@ -118,7 +117,7 @@ def default_rankers(untrained=(), include_presets=True):
         the presets, then the untrained sorters.
     """
     specs = [EXACT, "default"]
-    default = keras.saving.deserialize_keras_object(DEFAULT_RANKER)
+    default = ranking.get(DEFAULT_RANKER)
     if not (
         isinstance(default, ranking.SigmoidRanker)
         and default.temperature == 0.1
@@ -139,20 +138,22 @@ def default_rankers(untrained=(), include_presets=True):
 
 def _build_ranker(spec):
     """Returns (label, ranker or sorter, is_quadratic, max_length)."""
+    ranker = ranking.get(None if spec == "default" else spec)
+    if isinstance(ranker, ranking.SorterRanker):
+        ranker = ranker.sorter
     if spec == "default":
-        ranker = keras.saving.deserialize_keras_object(DEFAULT_RANKER)
         label = f"{_describe(ranker)} (the default)"
-    elif _untrained_name(spec):
-        label, factory = UNTRAINED[_untrained_name(spec)]
-        ranker = factory()
-    else:
-        ranker = resolve_ranker(spec)
-        if isinstance(ranker, ranking.Ranker):
-            label = _describe(ranker)
-        else:
-            label = f"preset {spec}"
-    if spec == EXACT:
+    elif spec == EXACT:
         label = "exact_rank (floor, forward only)"
+    elif _untrained_name(spec):
+        generic_lstm = "seq_len=None" if ranker.seq_len is None else ""
+        if not isinstance(ranker, sorters.LSTMSorter):
+            generic_lstm = ""
+        label = f"{type(ranker).__name__}({generic_lstm}) untrained"
+    elif isinstance(ranker, ranking.Ranker):
+        label = _describe(ranker)
+    else:
+        label = f"preset {spec}"
     quadratic = isinstance(
         ranker, (ranking.SigmoidRanker, ranking.NeuralSortRanker)
     )
@@ -169,15 +170,7 @@ def machine_description():
         ``load_average`` (1, 5 and 15 minutes), ``system``, ``python``,
         ``tensorflow``, ``keras`` and ``backend``.
     """
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    cpu = cpu_model()
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
@@ -308,7 +301,7 @@ def benchmark_rankers(
         rankers: list of specifications: ``"exact"`` (the floor),
             ``"default"`` (``keras_sodeep.losses.DEFAULT_RANKER``),
             ``"untrained:NAME"`` for ``NAME`` in `UNTRAINED`, or anything
-            ``keras_sodeep.training.resolve_ranker`` accepts
+            ``keras_sodeep.ranking.get`` accepts
             (``"sigmoid:0.1"``, ``"neuralsort:1.0"``, a preset name or
             folder). Defaults to `default_rankers()`. The floor and the
             ``Dense`` reference are always measured.
@@ -449,7 +442,7 @@ def target_figures(records):
         is one, else ``"sigmoid:0.1"``); the target is < 1.
     """
     index = _index(records)
-    default = keras.saving.deserialize_keras_object(DEFAULT_RANKER)
+    default = ranking.get(DEFAULT_RANKER)
     out = {}
     for mode in MODES:
         figures = {}

@@ -1,32 +1,18 @@
-"""Fine-tuning of a frozen sorter on the scores it ranks during training."""
+"""Training callbacks: sorter fine-tuning and retrieval evaluation.
+
+- `SorterFinetuning`: fine-tunes a frozen sorter on the lists it ranks
+  while a model trains (the paper's optional step).
+- `RetrievalEvaluation`: whole-gallery retrieval figures
+  (``keras_sodeep.retrieval``) in the logs at the end of epochs.
+"""
 
 import keras
+import numpy as np
 from keras import ops
 
-from keras_sodeep.ranking import exact_rank
-
-
-def _fit_width(rows, width):
-    """Crops or pads lists to `width` items; padding sits below the minimum.
-
-    The padding values continue the list downwards at its mean gap, the
-    convention of `keras_sodeep.ranking.SorterRanker`.
-    """
-    n = rows.shape[-1]
-    if n is not None and n >= width:
-        return rows[:, :width]
-    low = ops.min(rows, axis=-1, keepdims=True)
-    high = ops.max(rows, axis=-1, keepdims=True)
-    count = ops.cast(ops.shape(rows)[-1], rows.dtype)
-    spread = high - low
-    gap = ops.where(
-        spread > 0,
-        spread / ops.maximum(count - 1.0, 1.0),
-        ops.ones_like(spread),
-    )
-    extra = low - gap * ops.cast(ops.arange(1, width + 1), rows.dtype)
-    padded = ops.concatenate([rows, extra], axis=-1)[:, :width]
-    return ops.reshape(padded, (-1, width))
+from keras_sodeep import retrieval
+from keras_sodeep._checks import check_float, check_int, check_ks
+from keras_sodeep.ranking import exact_rank, pad_below_minimum
 
 
 class _ScoreRecorder:
@@ -50,7 +36,8 @@ class _ScoreRecorder:
         )
 
     def record(self, rows):
-        rows = ops.cast(_fit_width(rows, self.width), self.buffer.dtype)
+        rows = pad_below_minimum(rows, length=self.width)
+        rows = ops.cast(rows, self.buffer.dtype)
         num = ops.shape(rows)[0]
         start = ops.convert_to_tensor(self.count)
         index = (start + ops.arange(num, dtype="int32")) % self.capacity
@@ -88,8 +75,9 @@ class SorterFinetuning(keras.callbacks.Callback):
     ``buffer_size`` lists are kept; each update trains on all of them and
     then empties the buffer.
 
-    The sorter must be the one inside the loss (``SpearmanLoss(sorter)`` or
-    ``SpearmanLoss(SorterRanker(sorter))``). The callback installs its
+    The sorter must be the one inside the loss
+    (``SpearmanLoss(ranker=sorter)`` or
+    ``SpearmanLoss(ranker=SorterRanker(sorter))``). The callback installs its
     recorder when training begins and rebuilds the model's train function
     so that the recording is compiled in. It runs on the TensorFlow
     backend only: the recorder writes Keras variables from inside the
@@ -145,29 +133,10 @@ class SorterFinetuning(keras.callbacks.Callback):
                 "`sorter` should be a Keras model (a "
                 f"`keras_sodeep.sorters.Sorter`). Received: sorter={sorter!r}"
             )
-        for name, value in (
-            ("every_n_batches", every_n_batches),
-            ("steps", steps),
-            ("buffer_size", buffer_size),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int):
-                value_ok = False
-            else:
-                value_ok = value > 0
-            if not value_ok:
-                raise ValueError(
-                    f"`{name}` should be a positive int. Received: "
-                    f"{name}={value!r}"
-                )
-        if (
-            isinstance(learning_rate, bool)
-            or not isinstance(learning_rate, (int, float))
-            or not learning_rate > 0
-        ):
-            raise ValueError(
-                "`learning_rate` should be a positive float. "
-                f"Received: learning_rate={learning_rate!r}"
-            )
+        every_n_batches = check_int(every_n_batches, "every_n_batches")
+        steps = check_int(steps, "steps")
+        buffer_size = check_int(buffer_size, "buffer_size")
+        learning_rate = check_float(learning_rate, "learning_rate")
         width = seq_len if seq_len is not None else sorter.seq_len
         if isinstance(width, bool) or not isinstance(width, int) or width < 1:
             raise ValueError(
@@ -276,3 +245,186 @@ class SorterFinetuning(keras.callbacks.Callback):
             config["sorter"]
         )
         return cls(**config)
+
+
+class RetrievalEvaluation(keras.callbacks.Callback):
+    """Writes whole-gallery retrieval figures into the logs at epoch end.
+
+    At the end of every ``every_n_epochs``-th epoch, embeds ``x`` (and
+    ``gallery``) with the model or ``embedding_model``, runs
+    `evaluate_retrieval`, and adds to ``logs``:
+
+    ```
+    {prefix}recall_at_{k} for each k, {prefix}median_rank, {prefix}map
+    ```
+
+    so that `keras.callbacks.History`, `EarlyStopping` and `ModelCheckpoint`
+    see them. Place it before the callbacks that read them. These callbacks
+    cannot infer the direction of these names: pass ``mode="max"`` to monitor
+    Recall@k or mAP and ``mode="min"`` for the median rank. Epochs that are
+    skipped have no such keys.
+
+    The callback holds data, so it has no config and is not serializable.
+
+    Args:
+        x: inputs of the queries: an array, or a list / dict of arrays, as
+            `Model.predict` takes them (not a dataset: labels must align).
+        labels: class ids of the queries, shape ``(num_queries,)``.
+        gallery: inputs of the gallery, or ``None`` (the default) to use the
+            queries as their own gallery, self pairs left out.
+        gallery_labels: class ids of the gallery; ``None`` with ``gallery``.
+        k: a positive int or a sequence of them. Defaults to ``(1, 5, 10)``.
+        metric: ``"cosine"`` (default), ``"dot"`` or ``"euclidean"``.
+        embedding_model: what maps inputs to embeddings: ``None`` (the
+            default) for the trained model itself; the name of one of its
+            layers (the model must be functional), whose output is used; or
+            a `keras.Model` / callable, e.g. a sub-model sharing the trained
+            layers.
+        every_n_epochs: evaluate every this many epochs. Defaults to ``1``.
+        prefix: prefix of the log keys. Defaults to ``"val_"``.
+        batch_size: batch size for embedding and for the similarity chunks.
+            Defaults to ``256``.
+
+    Example:
+
+    >>> import keras, numpy as np
+    >>> from keras_sodeep.callbacks import RetrievalEvaluation
+    >>> x = np.random.default_rng(0).normal(size=(32, 8)).astype("float32")
+    >>> labels = np.arange(32) % 4
+    >>> model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4)])
+    >>> model.compile(optimizer="sgd", loss="mse")
+    >>> callback = RetrievalEvaluation(x, labels, k=(1, 5))
+    >>> history = model.fit(x, x[:, :4], epochs=1, verbose=0,
+    ...                     callbacks=[callback])
+    >>> sorted(k for k in history.history if k.startswith("val_"))
+    ['val_map', 'val_median_rank', 'val_recall_at_1', 'val_recall_at_5']
+    """
+
+    def __init__(
+        self,
+        x,
+        labels,
+        gallery=None,
+        gallery_labels=None,
+        k=(1, 5, 10),
+        metric="cosine",
+        embedding_model=None,
+        every_n_epochs=1,
+        prefix="val_",
+        batch_size=256,
+    ):
+        super().__init__()
+        self.k = check_ks(k)
+        if metric not in retrieval._METRICS:
+            raise ValueError(
+                f"`metric` should be one of {retrieval._METRICS}. "
+                f"Received: metric={metric!r}"
+            )
+        self.every_n_epochs = check_int(every_n_epochs, "every_n_epochs")
+        self.batch_size = check_int(batch_size, "batch_size")
+        if not isinstance(prefix, str):
+            raise TypeError(
+                f"`prefix` should be a str. Received: prefix={prefix!r}"
+            )
+        if (gallery is None) != (gallery_labels is None):
+            raise ValueError(
+                "`gallery` and `gallery_labels` should be given together. "
+                f"Received: gallery is {'None' if gallery is None else 'set'}"
+                ", gallery_labels is "
+                f"{'None' if gallery_labels is None else 'set'}"
+            )
+        if not (
+            embedding_model is None
+            or isinstance(embedding_model, str)
+            or callable(embedding_model)
+        ):
+            raise TypeError(
+                "`embedding_model` should be None, a layer name or a "
+                f"callable. Received: embedding_model={embedding_model!r}"
+            )
+        self.x = x
+        self.labels = retrieval._standardize_labels(
+            labels, "labels", _num_samples(x), "x"
+        )
+        self.gallery = gallery
+        self.gallery_labels = (
+            None
+            if gallery is None
+            else retrieval._standardize_labels(
+                gallery_labels,
+                "gallery_labels",
+                _num_samples(gallery),
+                "gallery",
+            )
+        )
+        self.metric = metric
+        self.embedding_model = embedding_model
+        self.prefix = prefix
+        self._embedder = None
+
+    def set_model(self, model):
+        super().set_model(model)
+        self._embedder = None
+
+    def _get_embedder(self):
+        if self.embedding_model is None:
+            return self.model
+        if not isinstance(self.embedding_model, str):
+            return self.embedding_model
+        if self._embedder is None:
+            model = self.model
+            try:
+                inputs = model.inputs
+            except AttributeError:
+                inputs = None
+            if not inputs:
+                raise ValueError(
+                    "`embedding_model` given as a layer name needs a "
+                    "functional model (with `inputs`); pass a sub-model or "
+                    "a callable instead. Received: "
+                    f"embedding_model={self.embedding_model!r}"
+                )
+            layer = model.get_layer(self.embedding_model)
+            self._embedder = keras.Model(inputs, layer.output)
+        return self._embedder
+
+    def _embed(self, inputs):
+        embedder = self._get_embedder()
+        if isinstance(embedder, keras.Model):
+            return embedder.predict(
+                inputs, batch_size=self.batch_size, verbose=0
+            )
+        n = _num_samples(inputs)
+        outputs = []
+        for start in range(0, n, self.batch_size):
+            batch = keras.tree.map_structure(
+                lambda a: a[start : start + self.batch_size], inputs
+            )
+            outputs.append(ops.convert_to_numpy(embedder(batch)))
+        return np.concatenate(outputs, axis=0)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every_n_epochs:
+            return
+        query = self._embed(self.x)
+        gallery = None if self.gallery is None else self._embed(self.gallery)
+        results = retrieval.evaluate_retrieval(
+            query,
+            gallery,
+            self.labels,
+            self.gallery_labels,
+            k=self.k,
+            metric=self.metric,
+            batch_size=self.batch_size,
+        )
+        results.pop("num_queries")
+        if logs is not None:
+            for name, value in results.items():
+                logs[self.prefix + name] = value
+
+
+def _num_samples(inputs):
+    leaves = keras.tree.flatten(inputs)
+    if not leaves:
+        raise ValueError(f"Expected array inputs. Received: {inputs!r}")
+    return int(np.shape(leaves[0])[0])

@@ -17,6 +17,8 @@ import json
 import os
 import sys
 
+from keras_sodeep.sorters import ARCHITECTURES
+
 
 def _demo(args):
     """Trains a small regressor with MSE and with SpearmanLoss.
@@ -84,7 +86,7 @@ def _add_demo_command(subparsers):
 
 def _presets(args):
     """Prints the pretrained sorters and their fidelity figures."""
-    from keras_sodeep.pretrained import cache_dir, presets, presets_table
+    from keras_sodeep.preset_store import cache_dir, presets, presets_table
 
     info = presets()
     if args.json:
@@ -119,15 +121,27 @@ def _train(args):
     """Trains a sorter on synthetic lists and exports a preset folder."""
     import keras
 
-    from keras_sodeep import training
+    from keras_sodeep import sorters, training
 
     keras.utils.set_random_seed(args.seed)
     seq_len = args.seq_len
     if args.min_seq_len is not None:
         seq_len = (args.min_seq_len, args.seq_len)
-    sorter = training.build_sorter(
-        args.arch, seq_len, units=args.units, num_layers=args.num_layers
-    )
+    entry = sorters.ARCHITECTURES[args.arch]
+    kwargs = {}
+    for option, value, argument in (
+        ("--units", args.units, entry.width),
+        ("--num-layers", args.num_layers, entry.depth),
+    ):
+        if value is None:
+            continue
+        if argument is None:
+            raise SystemExit(
+                f"keras-sodeep train: {option} does not apply to --arch "
+                f"{args.arch}."
+            )
+        kwargs[argument] = value
+    sorter = sorters.build_sorter(args.arch, seq_len, **kwargs)
     _, metadata = training.train_sorter(
         sorter,
         seq_len=seq_len,
@@ -166,9 +180,7 @@ def _add_train_command(subparsers):
             "resumes from the last one."
         ),
     )
-    parser.add_argument(
-        "--arch", choices=("lstm", "cnn", "gru", "histogram"), required=True
-    )
+    parser.add_argument("--arch", choices=tuple(ARCHITECTURES), required=True)
     parser.add_argument("--seq-len", type=int, default=100)
     parser.add_argument(
         "--min-seq-len",
@@ -180,13 +192,14 @@ def _add_train_command(subparsers):
         "--units",
         type=int,
         default=None,
-        help="units per recurrent direction (filters for cnn)",
+        help="width: units per recurrent direction (lstm, gru), filters "
+        "(cnn), correction-head units (histogram)",
     )
     parser.add_argument(
         "--num-layers",
         type=int,
         default=None,
-        help="recurrent layers (convolution blocks for cnn)",
+        help="depth: recurrent layers (lstm, gru), convolution blocks (cnn)",
     )
     parser.add_argument("--steps", type=int, default=10000)
     parser.add_argument("--batch-size", type=int, default=256)
@@ -233,10 +246,12 @@ def _parse_lengths(text):
 
 def _evaluate(args):
     """Prints the fidelity figures of a sorter or ranker (DESIGN 9.1)."""
-    from keras_sodeep import synthetic, training
+    from keras_sodeep import ranking, synthetic, training
 
     seed = synthetic.EVALUATION_SEED if args.seed is None else args.seed
-    ranker = training.resolve_ranker(args.sorter)
+    ranker = ranking.get(args.sorter)
+    if isinstance(ranker, ranking.SorterRanker):
+        ranker = ranker.sorter
     seq_len = args.seq_len or getattr(ranker, "seq_len", None) or 100
     figures = training.evaluate_ranker(
         ranker,
@@ -383,7 +398,7 @@ def _add_bench_command(subparsers):
         type=_parse_list(str, "rankers"),
         default=None,
         help="comma-separated rankers: exact, default, sigmoid[:T], "
-        "neuralsort[:T], gru, lstm, preset names or folders (default: "
+        "neuralsort[:T], untrained:ARCH, preset names or folders (default: "
         "exact, default, neuralsort:1.0 and the installed presets)",
     )
     parser.add_argument(

@@ -9,8 +9,10 @@ query's label are its positives. Three figures summarise the rankings:
 - `mean_average_precision`: the mean, over queries, of the average precision
   of the gallery ranking (as ``sklearn.metrics.average_precision_score``).
 
-`evaluate_retrieval` computes them in one pass, and the `RetrievalEvaluation`
-callback runs it on held-out data at the end of training epochs.
+`evaluate_retrieval` computes them in one pass, and the
+``keras_sodeep.callbacks.RetrievalEvaluation`` callback runs it on held-out
+data at the end of training epochs. The per-query AP is the one of
+``keras_sodeep.metrics`` (tie-correct, scikit-learn's rule).
 
 Conventions shared by the functions of this module:
 
@@ -25,42 +27,14 @@ Conventions shared by the functions of this module:
   ``batch_size`` queries, so memory grows as ``batch_size * num_gallery``.
 """
 
-import numbers
-
 import keras
 import numpy as np
 from keras import ops
 
+from keras_sodeep._checks import check_int, check_ks
+from keras_sodeep.metrics.average_precision import average_precision
+
 _METRICS = ("cosine", "dot", "euclidean")
-
-
-def _check_positive_int(value, name):
-    if (
-        not isinstance(value, numbers.Integral)
-        or isinstance(value, bool)
-        or value < 1
-    ):
-        raise ValueError(
-            f"`{name}` should be a positive int. Received: {name}={value!r}"
-        )
-    return int(value)
-
-
-def _standardize_k(k):
-    """Returns ``(tuple_of_ks, is_sequence)``."""
-    if isinstance(k, (list, tuple)):
-        if not k or not all(
-            isinstance(v, numbers.Integral)
-            and not isinstance(v, bool)
-            and v >= 1
-            for v in k
-        ):
-            raise ValueError(
-                "`k` should be a positive int or a non-empty sequence of "
-                f"positive ints. Received: k={k!r}"
-            )
-        return tuple(int(v) for v in k), True
-    return (_check_positive_int(k, "k"),), False
 
 
 def _standardize_embeddings(x, name):
@@ -127,7 +101,7 @@ def _standardize_inputs(
         raise ValueError(
             f"`metric` should be one of {_METRICS}. Received: metric={metric!r}"
         )
-    _check_positive_int(bs, "batch_size")
+    check_int(bs, "batch_size")
     query = _standardize_embeddings(query, "query")
     query_labels = _standardize_labels(
         query_labels, "query_labels", query.shape[0], "query"
@@ -218,41 +192,11 @@ def _chunk_statistics(sim, positive, with_ap):
         ),
     }
     if with_ap:
-        stats["ap"] = _average_precision(sim, positive)
+        # Excluded items (similarity -inf) get zero weight.
+        weights = ops.cast(sim > neg_inf, sim.dtype)
+        ap, _ = average_precision(ops.cast(positive, sim.dtype), sim, weights)
+        stats["ap"] = ap
     return {key: ops.convert_to_numpy(value) for key, value in stats.items()}
-
-
-def _average_precision(sim, positive):
-    """Per-row AP, a tie group counted as a whole (scikit-learn's rule).
-
-    ```
-    AP = (1 / |P|) * sum_{i in P} #{j in P : s_j >= s_i} / #{j : s_j >= s_i}
-    ```
-    """
-    n = ops.shape(sim)[-1]
-    order = ops.cast(ops.argsort(-sim, axis=-1), "int32")
-    values = ops.take_along_axis(sim, order, axis=-1)
-    pos_sorted = ops.cast(
-        ops.take_along_axis(positive, order, axis=-1), "int32"
-    )
-    positions = ops.broadcast_to(ops.arange(n, dtype="int32"), ops.shape(sim))
-    changed = ops.not_equal(values[..., 1:], values[..., :-1])
-    ones = ops.ones_like(values[..., :1], dtype="bool")
-    starts_group = ops.concatenate([ones, changed], axis=-1)
-    ends_group = ops.concatenate([changed, ones], axis=-1)
-    group = ops.cumsum(ops.cast(starts_group, "int32"), axis=-1) - 1
-    # The g-th smallest group end is the last position of group g.
-    group_ends = ops.sort(
-        ops.where(ends_group, positions, positions + n), axis=-1
-    )
-    last = ops.take_along_axis(group_ends, group, axis=-1)
-    cum_pos = ops.cumsum(pos_sorted, axis=-1)
-    dtype = sim.dtype
-    hits = ops.take_along_axis(cum_pos, last, axis=-1)
-    precision = ops.cast(hits, dtype) / ops.cast(last + 1, dtype)
-    precision = ops.where(pos_sorted > 0, precision, ops.zeros_like(precision))
-    num_pos = ops.cast(ops.maximum(cum_pos[..., -1], 1), dtype)
-    return ops.sum(precision, axis=-1) / num_pos
 
 
 def _statistics(
@@ -380,7 +324,7 @@ def recall_at_k(
             Defaults to ``256``.
 
     Returns:
-        A float for an int ``k``; a dict ``{k: float}`` for a sequence.
+        A dict ``{k: float}``, one entry per ``k`` (an int ``k`` too).
 
     Example:
 
@@ -390,8 +334,10 @@ def recall_at_k(
     >>> labels = np.array([0, 1, 1, 0])
     >>> recall_at_k(x, query_labels=labels, k=(1, 2))
     {1: 0.0, 2: 0.5}
+    >>> recall_at_k(x, query_labels=labels, k=2)
+    {2: 0.5}
     """
-    ks, is_sequence = _standardize_k(k)
+    ks = check_ks(k)
     stats = _statistics(
         query,
         gallery,
@@ -402,8 +348,7 @@ def recall_at_k(
         batch_size,
         False,
     )
-    rates = _hit_rates(stats, ks)
-    return rates if is_sequence else rates[ks[0]]
+    return _hit_rates(stats, ks)
 
 
 def median_rank(
@@ -575,7 +520,7 @@ def evaluate_retrieval(
     >>> sorted(results)
     ['map', 'median_rank', 'num_queries', 'recall_at_1']
     """
-    ks, _ = _standardize_k(k)
+    ks = check_ks(k)
     stats = _statistics(
         query,
         gallery,
@@ -591,188 +536,3 @@ def evaluate_retrieval(
     results["map"] = _mean(stats["ap"])
     results["num_queries"] = float(stats["ap"].size)
     return results
-
-
-class RetrievalEvaluation(keras.callbacks.Callback):
-    """Writes whole-gallery retrieval figures into the logs at epoch end.
-
-    At the end of every ``every_n_epochs``-th epoch, embeds ``x`` (and
-    ``gallery``) with the model or ``embedding_model``, runs
-    `evaluate_retrieval`, and adds to ``logs``:
-
-    ```
-    {prefix}recall_at_{k} for each k, {prefix}median_rank, {prefix}map
-    ```
-
-    so that `keras.callbacks.History`, `EarlyStopping` and `ModelCheckpoint`
-    see them. Place it before the callbacks that read them. These callbacks
-    cannot infer the direction of these names: pass ``mode="max"`` to monitor
-    Recall@k or mAP and ``mode="min"`` for the median rank. Epochs that are
-    skipped have no such keys.
-
-    The callback holds data, so it has no config and is not serializable.
-
-    Args:
-        x: inputs of the queries: an array, or a list / dict of arrays, as
-            `Model.predict` takes them (not a dataset: labels must align).
-        labels: class ids of the queries, shape ``(num_queries,)``.
-        gallery: inputs of the gallery, or ``None`` (the default) to use the
-            queries as their own gallery, self pairs left out.
-        gallery_labels: class ids of the gallery; ``None`` with ``gallery``.
-        k: a positive int or a sequence of them. Defaults to ``(1, 5, 10)``.
-        metric: ``"cosine"`` (default), ``"dot"`` or ``"euclidean"``.
-        embedding_model: what maps inputs to embeddings: ``None`` (the
-            default) for the trained model itself; the name of one of its
-            layers (the model must be functional), whose output is used; or
-            a `keras.Model` / callable, e.g. a sub-model sharing the trained
-            layers.
-        every_n_epochs: evaluate every this many epochs. Defaults to ``1``.
-        prefix: prefix of the log keys. Defaults to ``"val_"``.
-        batch_size: batch size for embedding and for the similarity chunks.
-            Defaults to ``256``.
-
-    Example:
-
-    >>> import keras, numpy as np
-    >>> from keras_sodeep.retrieval import RetrievalEvaluation
-    >>> x = np.random.default_rng(0).normal(size=(32, 8)).astype("float32")
-    >>> labels = np.arange(32) % 4
-    >>> model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4)])
-    >>> model.compile(optimizer="sgd", loss="mse")
-    >>> callback = RetrievalEvaluation(x, labels, k=(1, 5))
-    >>> history = model.fit(x, x[:, :4], epochs=1, verbose=0,
-    ...                     callbacks=[callback])
-    >>> sorted(k for k in history.history if k.startswith("val_"))
-    ['val_map', 'val_median_rank', 'val_recall_at_1', 'val_recall_at_5']
-    """
-
-    def __init__(
-        self,
-        x,
-        labels,
-        gallery=None,
-        gallery_labels=None,
-        k=(1, 5, 10),
-        metric="cosine",
-        embedding_model=None,
-        every_n_epochs=1,
-        prefix="val_",
-        batch_size=256,
-    ):
-        super().__init__()
-        self.k, _ = _standardize_k(k)
-        if metric not in _METRICS:
-            raise ValueError(
-                f"`metric` should be one of {_METRICS}. "
-                f"Received: metric={metric!r}"
-            )
-        self.every_n_epochs = _check_positive_int(
-            every_n_epochs, "every_n_epochs"
-        )
-        self.batch_size = _check_positive_int(batch_size, "batch_size")
-        if not isinstance(prefix, str):
-            raise TypeError(
-                f"`prefix` should be a str. Received: prefix={prefix!r}"
-            )
-        if (gallery is None) != (gallery_labels is None):
-            raise ValueError(
-                "`gallery` and `gallery_labels` should be given together. "
-                f"Received: gallery is {'None' if gallery is None else 'set'}"
-                ", gallery_labels is "
-                f"{'None' if gallery_labels is None else 'set'}"
-            )
-        if not (
-            embedding_model is None
-            or isinstance(embedding_model, str)
-            or callable(embedding_model)
-        ):
-            raise TypeError(
-                "`embedding_model` should be None, a layer name or a "
-                f"callable. Received: embedding_model={embedding_model!r}"
-            )
-        self.x = x
-        self.labels = _standardize_labels(
-            labels, "labels", _num_samples(x), "x"
-        )
-        self.gallery = gallery
-        self.gallery_labels = (
-            None
-            if gallery is None
-            else _standardize_labels(
-                gallery_labels,
-                "gallery_labels",
-                _num_samples(gallery),
-                "gallery",
-            )
-        )
-        self.metric = metric
-        self.embedding_model = embedding_model
-        self.prefix = prefix
-        self._embedder = None
-
-    def set_model(self, model):
-        super().set_model(model)
-        self._embedder = None
-
-    def _get_embedder(self):
-        if self.embedding_model is None:
-            return self.model
-        if not isinstance(self.embedding_model, str):
-            return self.embedding_model
-        if self._embedder is None:
-            model = self.model
-            try:
-                inputs = model.inputs
-            except AttributeError:
-                inputs = None
-            if not inputs:
-                raise ValueError(
-                    "`embedding_model` given as a layer name needs a "
-                    "functional model (with `inputs`); pass a sub-model or "
-                    "a callable instead. Received: "
-                    f"embedding_model={self.embedding_model!r}"
-                )
-            layer = model.get_layer(self.embedding_model)
-            self._embedder = keras.Model(inputs, layer.output)
-        return self._embedder
-
-    def _embed(self, inputs):
-        embedder = self._get_embedder()
-        if isinstance(embedder, keras.Model):
-            return embedder.predict(
-                inputs, batch_size=self.batch_size, verbose=0
-            )
-        n = _num_samples(inputs)
-        outputs = []
-        for start in range(0, n, self.batch_size):
-            batch = keras.tree.map_structure(
-                lambda a: a[start : start + self.batch_size], inputs
-            )
-            outputs.append(ops.convert_to_numpy(embedder(batch)))
-        return np.concatenate(outputs, axis=0)
-
-    def on_epoch_end(self, epoch, logs=None):
-        if (epoch + 1) % self.every_n_epochs:
-            return
-        query = self._embed(self.x)
-        gallery = None if self.gallery is None else self._embed(self.gallery)
-        results = evaluate_retrieval(
-            query,
-            gallery,
-            self.labels,
-            self.gallery_labels,
-            k=self.k,
-            metric=self.metric,
-            batch_size=self.batch_size,
-        )
-        results.pop("num_queries")
-        if logs is not None:
-            for name, value in results.items():
-                logs[self.prefix + name] = value
-
-
-def _num_samples(inputs):
-    leaves = keras.tree.flatten(inputs)
-    if not leaves:
-        raise ValueError(f"Expected array inputs. Received: {inputs!r}")
-    return int(np.shape(leaves[0])[0])

@@ -36,6 +36,8 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from keras_sodeep._checks import check_int, check_seq_len
+
 GENERATORS = (
     "uniform",
     "uniform_2",
@@ -71,37 +73,6 @@ def _check_distributions(distributions):
         f"names among {', '.join(GENERATORS)}. "
         f"Received: distributions={distributions!r}"
     )
-
-
-def _check_seq_len(seq_len):
-    def is_int(v):
-        return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-    if is_int(seq_len) and seq_len >= 1:
-        return int(seq_len), int(seq_len)
-    if (
-        isinstance(seq_len, (list, tuple))
-        and len(seq_len) == 2
-        and all(is_int(v) for v in seq_len)
-        and 1 <= seq_len[0] <= seq_len[1]
-    ):
-        return int(seq_len[0]), int(seq_len[1])
-    raise ValueError(
-        "`seq_len` should be a positive int or a (min, max) pair of ints "
-        f"with 1 <= min <= max. Received: seq_len={seq_len!r}"
-    )
-
-
-def _check_positive(value, name):
-    if (
-        not isinstance(value, (int, np.integer))
-        or isinstance(value, bool)
-        or value < 1
-    ):
-        raise ValueError(
-            f"`{name}` should be a positive int. Received: {name}={value!r}"
-        )
-    return int(value)
 
 
 def _shuffle_prefix(x, length, key):
@@ -219,7 +190,7 @@ def _make_batch_fn(min_len, max_len, batch_size, generators, base_seed):
 
 
 def _batches(seq_len, batch_size, distributions, seed, start, stop):
-    min_len, max_len = _check_seq_len(seq_len)
+    min_len, max_len = check_seq_len(seq_len)
     generators = _check_distributions(distributions)
     make_batch = _make_batch_fn(
         min_len, max_len, batch_size, generators, int(seed)
@@ -290,9 +261,9 @@ def synthetic_dataset(
     >>> tuple(scores.shape), sorted((5 * targets.numpy()[0]).round(3).tolist())
     ((2, 5), [1.0, 2.0, 3.0, 4.0, 5.0])
     """
-    batch_size = _check_positive(batch_size, "batch_size")
+    batch_size = check_int(batch_size, "batch_size")
     if num_batches is not None:
-        num_batches = _check_positive(num_batches, "num_batches")
+        num_batches = check_int(num_batches, "num_batches")
     if (
         not isinstance(start, (int, np.integer))
         or isinstance(start, bool)
@@ -333,8 +304,8 @@ def evaluation_lists(num_lists=10000, seq_len=100, seed=EVALUATION_SEED):
     >>> scores.shape, float(ranks.max())
     ((3, 4), 1.0)
     """
-    num_lists = _check_positive(num_lists, "num_lists")
-    seq_len = _check_positive(seq_len, "seq_len")
+    num_lists = check_int(num_lists, "num_lists")
+    seq_len = check_int(seq_len, "seq_len")
     blocks = math.ceil(num_lists / _EVALUATION_BLOCK)
     ds = synthetic_dataset(
         seq_len, _EVALUATION_BLOCK, seed=seed, num_batches=blocks

@@ -101,13 +101,13 @@ def loss_cases(sorter):
     return {
         "spearman_axis0": (losses.SpearmanLoss(), "y", "p", None),
         "spearman_rows_masked": (
-            losses.SpearmanLoss(NeuralSortRanker(0.5), axis=-1),
+            losses.SpearmanLoss(ranker=NeuralSortRanker(0.5), axis=-1),
             {"labels": "targets", "mask": "mask"},
             "scores",
             "list_weight",
         ),
         "spearman_sorter_l1": (
-            losses.SpearmanLoss(sorter, axis=-1, l1_weight=0.1),
+            losses.SpearmanLoss(ranker=sorter, axis=-1, l1_weight=0.1),
             "targets",
             "scores",
             None,
@@ -119,19 +119,21 @@ def loss_cases(sorter):
             None,
         ),
         "map_rows_neuralsort": (
-            losses.MeanAveragePrecisionLoss(NeuralSortRanker(1.0), axis=-1),
+            losses.MeanAveragePrecisionLoss(
+                ranker=NeuralSortRanker(1.0), axis=-1
+            ),
             masked,
             "scores",
             None,
         ),
         "map_sorter": (
-            losses.MeanAveragePrecisionLoss(sorter, axis=-1),
+            losses.MeanAveragePrecisionLoss(ranker=sorter, axis=-1),
             "relevance",
             "scores",
             "list_weight",
         ),
         "map_embeddings": (
-            losses.MeanAveragePrecisionLoss(SigmoidRanker(0.05)),
+            losses.MeanAveragePrecisionLoss(ranker=SigmoidRanker(0.05)),
             "classes",
             "embeddings",
             None,
@@ -143,13 +145,13 @@ def loss_cases(sorter):
             None,
         ),
         "recall_embeddings_sorter": (
-            losses.RecallAtKLoss((1, 4), sorter, temperature=0.5),
+            losses.RecallAtKLoss((1, 4), ranker=sorter, temperature=0.5),
             "classes",
             "embeddings",
             None,
         ),
         "triplet_rows_masked": (
-            losses.RankTripletLoss(2.0, NeuralSortRanker(0.5)),
+            losses.RankTripletLoss(2.0, ranker=NeuralSortRanker(0.5)),
             masked,
             "scores",
             "list_weight",
@@ -161,13 +163,13 @@ def loss_cases(sorter):
             None,
         ),
         "rank_rows_sorter": (
-            losses.RankLoss(sorter),
+            losses.RankLoss(ranker=sorter),
             masked,
             "scores",
             None,
         ),
         "rank_embeddings": (
-            losses.RankLoss(NeuralSortRanker(1.0)),
+            losses.RankLoss(ranker=NeuralSortRanker(1.0)),
             "classes",
             "embeddings",
             None,
@@ -356,7 +358,7 @@ def _shard_loss(strategy, inputs):
 
     with strategy.scope():
         model = keras.Sequential([keras.Input((1,)), keras.layers.Identity()])
-        model.compile(loss=SpearmanLoss(SigmoidRanker(1e-4)))
+        model.compile(loss=SpearmanLoss(ranker=SigmoidRanker(1e-4)))
     y, p = inputs["y"], inputs["p"]
     return float(
         model.evaluate(p[:, None], y[:, None], batch_size=len(y), verbose=0)
@@ -414,7 +416,7 @@ def _fit_losses(strategy):
                 [SpearmanCorrelation(capacity=256)],
             ),
             "spearman_sorter": (
-                losses.SpearmanLoss(sorter),
+                losses.SpearmanLoss(ranker=sorter),
                 1,
                 regression,
                 [SpearmanCorrelation(capacity=256)],

@@ -110,11 +110,11 @@ def _exact_metric(name, labels, scores):
 
 
 LOSSES = {
-    "spearman": lambda r: SpearmanLoss(r),
-    "map": lambda r: MeanAveragePrecisionLoss(r),
-    "recall": lambda r: RecallAtKLoss((1, 2, 4), r, temperature=0.5),
-    "triplet": lambda r: RankTripletLoss(1.0, r),
-    "rank": lambda r: RankLoss(r),
+    "spearman": lambda r: SpearmanLoss(ranker=r),
+    "map": lambda r: MeanAveragePrecisionLoss(ranker=r),
+    "recall": lambda r: RecallAtKLoss((1, 2, 4), ranker=r, temperature=0.5),
+    "triplet": lambda r: RankTripletLoss(1.0, ranker=r),
+    "rank": lambda r: RankLoss(ranker=r),
 }
 
 
@@ -188,7 +188,7 @@ def _every_loss_model(sorter, names=None):
     heads = {
         "spearman": (SpearmanLoss(), 1, [SpearmanCorrelation(capacity=256)]),
         "spearman_sorter": (
-            SpearmanLoss(sorter, axis=-1),
+            SpearmanLoss(ranker=sorter, axis=-1),
             6,
             [SpearmanCorrelation(axis=-1)],
         ),
@@ -203,7 +203,7 @@ def _every_loss_model(sorter, names=None):
         "recall": (RecallAtKLoss((1, 2)), 4, []),
         "triplet": (RankTripletLoss(), 4, []),
         "rank": (
-            RankLoss(NeuralSortRanker()),
+            RankLoss(ranker=NeuralSortRanker()),
             6,
             [MeanAveragePrecision(axis=-1), RecallAtK(2)],
         ),
@@ -289,11 +289,14 @@ def test_every_loss_and_metric_fit_evaluate_save_and_load(rng, tmp_path):
 def _mixed_cases(sorter):
     return {
         "spearman_default": (SpearmanLoss(), "y"),
-        "spearman_neuralsort": (SpearmanLoss(NeuralSortRanker(0.01)), "y"),
-        "spearman_sorter": (SpearmanLoss(sorter, axis=-1), "rows"),
+        "spearman_neuralsort": (
+            SpearmanLoss(ranker=NeuralSortRanker(0.01)),
+            "y",
+        ),
+        "spearman_sorter": (SpearmanLoss(ranker=sorter, axis=-1), "rows"),
         "map": (MeanAveragePrecisionLoss(axis=-1), "relevance"),
         "map_neuralsort": (
-            MeanAveragePrecisionLoss(NeuralSortRanker(0.01), axis=-1),
+            MeanAveragePrecisionLoss(ranker=NeuralSortRanker(0.01), axis=-1),
             "relevance",
         ),
         "recall": (RecallAtKLoss(), "relevance"),
@@ -360,7 +363,7 @@ def test_sorter_standardizes_in_float32_under_mixed_precision(rng, policy):
     np.testing.assert_allclose(shifted, ranks, atol=1e-3)
     ranker = SorterRanker(sorter)
     assert ranker.compute_dtype == "float32"
-    loss = SpearmanLoss(ranker, axis=-1)
+    loss = SpearmanLoss(ranker=ranker, axis=-1)
     value, grad = loss_value_and_grad(loss, x, x[::-1].copy(), None)
     assert np.isfinite(value) and np.all(np.isfinite(grad))
 

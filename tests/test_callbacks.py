@@ -35,7 +35,7 @@ def make_model(sorter, learning_rate):
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
     model.compile(
-        keras.optimizers.SGD(learning_rate), loss=SpearmanLoss(sorter)
+        keras.optimizers.SGD(learning_rate), loss=SpearmanLoss(ranker=sorter)
     )
     return model
 

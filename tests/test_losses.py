@@ -107,7 +107,7 @@ def relevance(rng, shape):
 def test_spearman_is_one_minus_rho_scaled(rng):
     y = rng.normal(size=30).astype("float32")
     p = (y + rng.normal(size=30)).astype("float32")
-    loss = float(SpearmanLoss(SigmoidRanker(SHARP))(y, p))
+    loss = float(SpearmanLoss(ranker=SigmoidRanker(SHARP))(y, p))
     rho = spearmanr(y, p).statistic
     n = 30
     # 1 - rho = 6 sum d^2 / (n (n^2 - 1)) and eq. 4 is sum d^2 / n^3.
@@ -118,7 +118,7 @@ def test_spearman_is_one_minus_rho_scaled(rng):
 
 @pytest.mark.backend
 def test_spearman_hand_case_and_ties():
-    loss = SpearmanLoss(SigmoidRanker(SHARP))
+    loss = SpearmanLoss(ranker=SigmoidRanker(SHARP))
     # Targets tie: target ranks (1.5, 1.5, 3); predicted ranks (3, 1, 2).
     value = float(loss(np.array([2.0, 2.0, 0.0]), np.array([0.1, 0.9, 0.5])))
     expected = np.mean(((np.array([3, 1, 2]) - [1.5, 1.5, 3]) / 3) ** 2)
@@ -131,10 +131,10 @@ def test_spearman_hand_case_and_ties():
 def test_spearman_axes_and_batches(rng):
     y = rng.normal(size=(12, 3)).astype("float32")
     p = rng.normal(size=(12, 3)).astype("float32")
-    loss0 = SpearmanLoss(SigmoidRanker(SHARP), axis=0)
+    loss0 = SpearmanLoss(ranker=SigmoidRanker(SHARP), axis=0)
     per_column = [spearman_oracle(y[:, c], p[:, c]) for c in range(3)]
     np.testing.assert_allclose(loss0(y, p), np.mean(per_column), rtol=1e-4)
-    loss1 = SpearmanLoss(SigmoidRanker(SHARP), axis=-1)
+    loss1 = SpearmanLoss(ranker=SigmoidRanker(SHARP), axis=-1)
     per_row = [spearman_oracle(y[i], p[i]) for i in range(12)]
     np.testing.assert_allclose(loss1(y, p), np.mean(per_row), rtol=1e-4)
     # (B, 1) and (B,) are one list along the batch.
@@ -147,7 +147,7 @@ def test_spearman_axes_and_batches(rng):
 def test_spearman_l1_term(rng):
     y = rng.normal(size=10).astype("float32")
     p = rng.normal(size=10).astype("float32")
-    value = SpearmanLoss(SigmoidRanker(SHARP), l1_weight=0.5)(y, p)
+    value = SpearmanLoss(ranker=SigmoidRanker(SHARP), l1_weight=0.5)(y, p)
     expected = spearman_oracle(y, p) + 0.5 * np.mean(np.abs(p - y))
     np.testing.assert_allclose(value, expected, rtol=1e-4)
 
@@ -157,7 +157,7 @@ def test_spearman_mask_drops_items(rng):
     y = rng.normal(size=(10, 2)).astype("float32")
     p = rng.normal(size=(10, 2)).astype("float32")
     mask = rng.random((10, 2)) > 0.3
-    loss = SpearmanLoss(SigmoidRanker(SHARP), axis=0)
+    loss = SpearmanLoss(ranker=SigmoidRanker(SHARP), axis=0)
     value = loss({"labels": y, "mask": mask}, p)
     expected = np.mean(
         [spearman_oracle(y[mask[:, c], c], p[mask[:, c], c]) for c in (0, 1)]
@@ -169,19 +169,19 @@ def test_spearman_sample_weight(rng):
     y = rng.normal(size=(6, 5)).astype("float32")
     p = rng.normal(size=(6, 5)).astype("float32")
     w = rng.random(6).astype("float32")
-    rows = SpearmanLoss(SigmoidRanker(SHARP), axis=-1)
+    rows = SpearmanLoss(ranker=SigmoidRanker(SHARP), axis=-1)
     per_row = np.array([spearman_oracle(y[i], p[i]) for i in range(6)])
-    none = SpearmanLoss(SigmoidRanker(SHARP), axis=-1, reduction="none")
+    none = SpearmanLoss(ranker=SigmoidRanker(SHARP), axis=-1, reduction="none")
     np.testing.assert_allclose(none(y, p), per_row, rtol=1e-4)
     np.testing.assert_allclose(
         rows(y, p, sample_weight=w), np.mean(w * per_row), rtol=1e-4
     )
     # Along the batch, the weights weight the items' terms.
-    items = SpearmanLoss(SigmoidRanker(SHARP), axis=0, reduction="none")
+    items = SpearmanLoss(ranker=SigmoidRanker(SHARP), axis=0, reduction="none")
     terms = np.asarray(items(y[:, 0], p[:, 0]))
     d = rankdata(-p[:, 0]) - rankdata(-y[:, 0])
     np.testing.assert_allclose(terms, (d / 6) ** 2, rtol=1e-4, atol=1e-7)
-    weighted = SpearmanLoss(SigmoidRanker(SHARP))(
+    weighted = SpearmanLoss(ranker=SigmoidRanker(SHARP))(
         y[:, 0], p[:, 0], sample_weight=w
     )
     np.testing.assert_allclose(weighted, np.mean(w * terms), rtol=1e-4)
@@ -201,7 +201,7 @@ def test_default_spearman_takes_any_batch_size(rng, n):
 
 
 def test_spearman_edge_lists_are_finite():
-    loss = SpearmanLoss(SigmoidRanker(0.1))
+    loss = SpearmanLoss(ranker=SigmoidRanker(0.1))
     assert float(loss(np.ones(5), np.ones(5))) == pytest.approx(0.0, abs=1e-6)
     assert float(loss(np.array([1.0]), np.array([3.0]))) == 0.0
     empty = {"labels": np.ones(4), "mask": np.zeros(4, bool)}
@@ -217,10 +217,10 @@ def test_spearman_edge_lists_are_finite():
 def test_map_is_one_minus_exact_ap(rng):
     scores = distinct(rng, (20, 4))
     labels = relevance(rng, (4, 20)).T
-    loss0 = MeanAveragePrecisionLoss(SigmoidRanker(SHARP), axis=0)
+    loss0 = MeanAveragePrecisionLoss(ranker=SigmoidRanker(SHARP), axis=0)
     aps = [ap_oracle(labels[:, c], scores[:, c]) for c in range(4)]
     np.testing.assert_allclose(loss0(labels, scores), 1 - np.mean(aps), 1e-4)
-    loss1 = MeanAveragePrecisionLoss(SigmoidRanker(SHARP), axis=-1)
+    loss1 = MeanAveragePrecisionLoss(ranker=SigmoidRanker(SHARP), axis=-1)
     aps = [
         ap_oracle(labels[i], scores[i]) for i in range(20) if labels[i].any()
     ]
@@ -246,7 +246,7 @@ def test_map_with_sigmoid_001_is_smooth_ap():
     rank_2 = 1 + sig(20.0) + sig(19.0) + sig(-10.0)  # item 0.10
     rank_2_pos = 1 + sig(19.0)
     smooth_ap = (rank_1_pos / rank_1 + rank_2_pos / rank_2) / 2
-    loss = MeanAveragePrecisionLoss(SigmoidRanker(0.01))(labels, scores)
+    loss = MeanAveragePrecisionLoss(ranker=SigmoidRanker(0.01))(labels, scores)
     np.testing.assert_allclose(loss, 1 - smooth_ap, rtol=1e-5)
 
 
@@ -257,7 +257,7 @@ def test_map_masks_padding_labels_and_no_positives(rng):
     mask = rng.random((3, 10)) > 0.3
     mask[:, :2] = True
     labels[2] = 0.0  # no positive: left out
-    loss = MeanAveragePrecisionLoss(SigmoidRanker(SHARP), axis=-1)
+    loss = MeanAveragePrecisionLoss(ranker=SigmoidRanker(SHARP), axis=-1)
     value = loss({"labels": labels, "mask": mask}, scores)
     aps = [ap_oracle(labels[i][mask[i]], scores[i][mask[i]]) for i in (0, 1)]
     np.testing.assert_allclose(value, 1 - np.mean(aps), rtol=1e-4)
@@ -272,7 +272,7 @@ def test_map_sample_weight_and_ties(rng):
     scores = distinct(rng, (5, 8))
     labels = relevance(rng, (5, 8))
     w = rng.random(5).astype("float32")
-    loss = MeanAveragePrecisionLoss(SigmoidRanker(SHARP), axis=-1)
+    loss = MeanAveragePrecisionLoss(ranker=SigmoidRanker(SHARP), axis=-1)
     aps = np.array([ap_oracle(labels[i], scores[i]) for i in range(5)])
     np.testing.assert_allclose(
         loss(labels, scores, sample_weight=w), np.mean(w * (1 - aps)), 1e-4
@@ -348,7 +348,7 @@ def test_rank_triplet_and_rank_loss_match_formulas(rng):
     order = np.array([4.0, 3.0, 2.0, 1.0], "float32")
     triplet = RankTripletLoss(ranker=SigmoidRanker(SHARP))
     assert float(triplet(perfect, order)) == pytest.approx(0.0, abs=1e-5)
-    value = RankLoss(SigmoidRanker(SHARP))(perfect, order)
+    value = RankLoss(ranker=SigmoidRanker(SHARP))(perfect, order)
     assert float(value) == pytest.approx(3 / 4, rel=1e-5)
 
 
@@ -381,20 +381,22 @@ def embedding_case(rng):
     "loss,oracle",
     [
         (
-            MeanAveragePrecisionLoss(SigmoidRanker(SHARP)),
+            MeanAveragePrecisionLoss(ranker=SigmoidRanker(SHARP)),
             lambda lab, s: 1 - ap_oracle(lab, s),
         ),
         (
-            RecallAtKLoss((1, 3), SigmoidRanker(SHARP), temperature=0.01),
+            RecallAtKLoss(
+                (1, 3), ranker=SigmoidRanker(SHARP), temperature=0.01
+            ),
             lambda lab, s: (
                 1 - np.mean([hit_rate_oracle(lab, s, k) for k in (1, 3)])
             ),
         ),
         (
-            RankTripletLoss(2.0, SigmoidRanker(SHARP)),
+            RankTripletLoss(2.0, ranker=SigmoidRanker(SHARP)),
             lambda lab, s: triplet_oracle(lab, s, 2.0),
         ),
-        (RankLoss(SigmoidRanker(SHARP)), rank_loss_oracle),
+        (RankLoss(ranker=SigmoidRanker(SHARP)), rank_loss_oracle),
     ],
     ids=["map", "recall", "triplet", "rank"],
 )
@@ -451,11 +453,11 @@ def _exact_metric(name, labels, scores):
 
 
 LOSSES = {
-    "spearman": lambda r: SpearmanLoss(r),
-    "map": lambda r: MeanAveragePrecisionLoss(r),
-    "recall": lambda r: RecallAtKLoss((1, 2, 4), r, temperature=0.5),
-    "triplet": lambda r: RankTripletLoss(1.0, r),
-    "rank": lambda r: RankLoss(r),
+    "spearman": lambda r: SpearmanLoss(ranker=r),
+    "map": lambda r: MeanAveragePrecisionLoss(ranker=r),
+    "recall": lambda r: RecallAtKLoss((1, 2, 4), ranker=r, temperature=0.5),
+    "triplet": lambda r: RankTripletLoss(1.0, ranker=r),
+    "rank": lambda r: RankLoss(ranker=r),
 }
 
 
@@ -565,7 +567,7 @@ def test_fit_map_multilabel_with_xla(rng):
     model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3)])
     model.compile(
         keras.optimizers.Adam(0.05),
-        loss=MeanAveragePrecisionLoss(SigmoidRanker(0.05)),
+        loss=MeanAveragePrecisionLoss(ranker=SigmoidRanker(0.05)),
         jit_compile=True,
     )
 
@@ -580,9 +582,9 @@ def test_fit_map_multilabel_with_xla(rng):
 @pytest.mark.parametrize(
     "loss",
     [
-        RecallAtKLoss((1, 2, 4), SigmoidRanker(0.05)),
-        RankTripletLoss(1.0, SigmoidRanker(0.05)),
-        RankLoss(SigmoidRanker(0.05)),
+        RecallAtKLoss((1, 2, 4), ranker=SigmoidRanker(0.05)),
+        RankTripletLoss(1.0, ranker=SigmoidRanker(0.05)),
+        RankLoss(ranker=SigmoidRanker(0.05)),
     ],
     ids=["recall", "triplet", "rank"],
 )
@@ -627,7 +629,7 @@ def test_fit_with_a_fixed_length_sorter_and_a_partial_batch(rng):
     x = rng.normal(size=(100, 3)).astype("float32")
     y = (x @ np.array([1.0, -1.0, 0.5])).astype("float32")
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
-    loss = SpearmanLoss(SigmoidSorter(seq_len=64, temperature=0.1))
+    loss = SpearmanLoss(ranker=SigmoidSorter(seq_len=64, temperature=0.1))
     model.compile(keras.optimizers.Adam(0.05), loss=loss)
     # Batches of 64 and 36: the last one is padded to the sorter's length.
     history = model.fit(x, y, batch_size=64, epochs=3, verbose=0)
@@ -640,13 +642,13 @@ def test_fit_with_a_fixed_length_sorter_and_a_partial_batch(rng):
     "loss",
     [
         SpearmanLoss(),
-        SpearmanLoss(NeuralSortRanker(0.5), axis=-1, l1_weight=0.2),
-        SpearmanLoss(SigmoidSorter(seq_len=6)),
-        SpearmanLoss("lstm-100"),
-        MeanAveragePrecisionLoss(SigmoidRanker(0.01), axis=-1),
+        SpearmanLoss(ranker=NeuralSortRanker(0.5), axis=-1, l1_weight=0.2),
+        SpearmanLoss(ranker=SigmoidSorter(seq_len=6)),
+        SpearmanLoss(ranker="lstm-100"),
+        MeanAveragePrecisionLoss(ranker=SigmoidRanker(0.01), axis=-1),
         RecallAtKLoss(k=(1, 5), temperature=0.5, reduction="sum"),
         RankTripletLoss(margin=2.0, name="triplet"),
-        RankLoss(SorterRanker(SigmoidSorter(seq_len=None))),
+        RankLoss(ranker=SorterRanker(SigmoidSorter(seq_len=None))),
     ],
 )
 def test_config_round_trip(loss):
@@ -674,7 +676,7 @@ def test_save_and_load_with_a_real_sorter(rng, tmp_path):
     keras.utils.set_random_seed(4)
     sorter = LSTMSorter(seq_len=32, units=4, num_layers=1)
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
-    model.compile("sgd", loss=MeanAveragePrecisionLoss(sorter, axis=0))
+    model.compile("sgd", loss=MeanAveragePrecisionLoss(ranker=sorter, axis=0))
     labels = (y > 0).astype("float32")
     before = model.evaluate(x, labels, batch_size=20, verbose=0)
     path = str(tmp_path / "model.keras")

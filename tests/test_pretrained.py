@@ -1,4 +1,4 @@
-"""Tests of keras_sodeep.pretrained: registry, cache, download, checksums.
+"""Tests of keras_sodeep.preset_store: registry, cache, download, checksums.
 
 Downloads go to a loopback HTTP server started by the tests; the cache is a
 temporary `KERAS_SODEEP_HOME`.
@@ -19,11 +19,9 @@ import numpy as np
 import pytest
 
 from keras_sodeep import cli
-from keras_sodeep.pretrained import presets, pretrained, save_preset
+from keras_sodeep.preset_store import presets, pretrained, save_preset
 
-# The package exports the function `pretrained`, which hides the module of
-# the same name as an attribute: take the module itself.
-pretrained_module = importlib.import_module("keras_sodeep.pretrained")
+pretrained_module = importlib.import_module("keras_sodeep.preset_store")
 
 NAME = "tiny-6"
 SEQ_LEN = 6

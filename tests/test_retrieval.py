@@ -10,8 +10,8 @@ from scipy.stats import hypergeom
 from sklearn.datasets import load_digits
 from sklearn.metrics import average_precision_score
 
+from keras_sodeep.callbacks import RetrievalEvaluation
 from keras_sodeep.retrieval import (
-    RetrievalEvaluation,
     evaluate_retrieval,
     mean_average_precision,
     median_rank,
@@ -169,7 +169,7 @@ def test_hand_computed_tie_case():
     assert mean_average_precision(*args, metric="dot") == pytest.approx(
         average_precision_score(g_labels == 0, gallery[:, 0])
     )
-    assert recall_at_k(*args, k=2, metric="dot") == pytest.approx(1 / 3)
+    assert recall_at_k(*args, k=2, metric="dot")[2] == pytest.approx(1 / 3)
 
 
 def test_hand_computed_self_exclusion():
@@ -276,7 +276,7 @@ def test_queries_without_positive_are_left_out(rng):
     assert out["num_queries"] == 37.0
     # No positive anywhere: NaN, not an error.
     distinct = np.arange(40)
-    assert np.isnan(recall_at_k(x, query_labels=distinct, k=1))
+    assert np.isnan(recall_at_k(x, query_labels=distinct, k=1)[1])
     assert np.isnan(median_rank(x, query_labels=distinct))
     assert np.isnan(mean_average_precision(x, query_labels=distinct))
 
@@ -325,9 +325,10 @@ def test_input_forms(rng):
     assert evaluate_retrieval(x, query_labels=float_labels) == base
     with pytest.raises(ValueError, match="`query_labels` should hold finite"):
         recall_at_k(x, query_labels=np.where(labels == 0, np.nan, labels))
-    # Results are Python floats; an int k gives a float.
+    # Results are Python floats; an int k gives a dict too (one type).
     assert all(type(v) is float for v in base.values())
-    assert type(recall_at_k(x, query_labels=labels, k=1)) is float
+    assert type(recall_at_k(x, query_labels=labels, k=1)) is dict
+    assert type(recall_at_k(x, query_labels=labels, k=1)[1]) is float
     assert list(recall_at_k(x, query_labels=labels, k=[5, 1])) == [5, 1]
 
 

@@ -18,12 +18,12 @@ from scipy.special import expit
 from scipy.stats import rankdata, spearmanr
 
 from keras_sodeep.ranking import ExactRanker, SigmoidRanker
+from keras_sodeep.ranking import get as resolve_ranker
+from keras_sodeep.sorters import build_sorter
 from keras_sodeep.synthetic import evaluation_lists
 from keras_sodeep.training import (
-    build_sorter,
     evaluate_ranker,
     fidelity_figures,
-    resolve_ranker,
     train_sorter,
 )
 
@@ -139,10 +139,12 @@ def test_resolve_ranker():
     assert resolve_ranker("sigmoid:0.05").temperature == 0.05
     assert resolve_ranker("neuralsort:2").temperature == 2.0
     assert isinstance(resolve_ranker("exact"), ExactRanker)
-    untrained = resolve_ranker("untrained:histogram")
+    untrained = resolve_ranker("untrained:histogram").sorter
     assert type(untrained).__name__ == "HistogramSorter"
     assert untrained.seq_len is None
     assert resolve_ranker("untrained:cnn").seq_len == 100
+    # One meaning everywhere: length-generic where the architecture allows.
+    assert resolve_ranker("untrained:lstm").seq_len is None
     with pytest.raises(ValueError, match="ARCH"):
         resolve_ranker("untrained:tree")
     with pytest.raises(ValueError, match="should be a number"):
@@ -157,7 +159,7 @@ def test_resolve_ranker():
 
 
 def test_train_sorter_exports_a_checked_preset(tmp_path, capsys):
-    from keras_sodeep.pretrained import pretrained
+    from keras_sodeep.preset_store import pretrained
 
     out = tmp_path / "preset"
     sorter = build_sorter("gru", 8, units=4, num_layers=1)
@@ -200,14 +202,42 @@ def test_train_sorter_exports_a_checked_preset(tmp_path, capsys):
     x = np.random.default_rng(0).normal(size=(3, 8)).astype("float32")
     loaded = pretrained(str(out))
     np.testing.assert_allclose(loaded(x), trained(x), atol=1e-6)
-    # Running again loads the finished preset instead of training.
+    # Running again with the same arguments loads the finished preset
+    # instead of training.
     capsys.readouterr()
     again, again_metadata = train_sorter(
-        "gru", seq_len=8, steps=30, output_dir=str(out), verbose=0
+        build_sorter("gru", 8, units=4, num_layers=1),
+        seq_len=8,
+        steps=30,
+        batch_size=16,
+        checkpoint_every=10,
+        output_dir=str(out),
+        verbose=0,
     )
     assert "already holds a trained preset" in capsys.readouterr().out
     np.testing.assert_allclose(again(x), trained(x), atol=1e-6)
     assert again_metadata["sha256"] == on_disk["sha256"]
+    # With other arguments it refuses, instead of returning the old preset.
+    with pytest.raises(ValueError, match="other settings.*batch_size"):
+        train_sorter(
+            build_sorter("gru", 8, units=4, num_layers=1),
+            seq_len=8,
+            steps=30,
+            batch_size=32,
+            checkpoint_every=10,
+            output_dir=str(out),
+            verbose=0,
+        )
+    with pytest.raises(ValueError, match="other settings.*sorter"):
+        train_sorter(
+            "gru",
+            seq_len=8,
+            steps=30,
+            batch_size=16,
+            checkpoint_every=10,
+            output_dir=str(out),
+            verbose=0,
+        )
 
 
 def test_train_sorter_resumes_with_the_optimizer_state(tmp_path, capsys):
@@ -262,7 +292,7 @@ def test_build_sorter_sizes():
     lstm = build_sorter("lstm", 8, units=4, num_layers=1)
     assert (lstm.seq_len, lstm.units, lstm.num_layers) == (8, 4, 1)
     assert build_sorter("lstm", (4, 8), units=4).seq_len is None
-    cnn = build_sorter("cnn", 8, units=4, num_layers=2)
+    cnn = build_sorter("cnn", 8, filters=4, num_blocks=2)
     assert (cnn.seq_len, cnn.filters, cnn.num_blocks) == (8, 4, 2)
 
 

@@ -1,5 +1,11 @@
 """Pretrained sorters: presets, their metadata, download and cache.
 
+`pretrained` and `presets` are also ``keras_sodeep.pretrained`` and
+``keras_sodeep.presets``. (The module is named for the store, not for the
+function, so that the function does not shadow it.) Preset names and folders
+are ranker specifications too (``keras_sodeep.ranking.get``): this module
+registers `pretrained` as the ranking registry's preset loader.
+
 A *preset* is a folder, as in keras-hub:
 
 ```
@@ -52,7 +58,7 @@ import tempfile
 import keras
 import numpy as np
 
-from keras_sodeep import __version__
+from keras_sodeep import __version__, ranking
 
 WEIGHTS_URL = (
     "https://github.com/keras-sodeep/keras-sodeep/releases/download/presets"
@@ -110,7 +116,7 @@ def presets():
 
     Example:
 
-    >>> from keras_sodeep.pretrained import presets
+    >>> from keras_sodeep.preset_store import presets
     >>> {n: m["fidelity"]["l1"] for n, m in presets().items()}  # doctest: +SKIP
     {'lstm-100': 0.0033}
     """
@@ -158,7 +164,7 @@ def presets_table(info=None):
 
     Example:
 
-    >>> from keras_sodeep.pretrained import presets_table
+    >>> from keras_sodeep.preset_store import presets_table
     >>> info = {"lstm-100": {"architecture": "LSTMSorter", "seq_len": 100,
     ...                      "fidelity": {"l1": 0.00331, "spearman": 0.9998}}}
     >>> print(presets_table(info))
@@ -351,7 +357,7 @@ def pretrained(name_or_path, trainable=False):
 
     >>> import tempfile
     >>> import numpy as np
-    >>> from keras_sodeep.pretrained import pretrained, save_preset
+    >>> from keras_sodeep.preset_store import pretrained, save_preset
     >>> from keras_sodeep.sorters import GRUSorter
     >>> sorter = GRUSorter(units=8, num_layers=1)
     >>> x = np.array([[0.3, 2.0, -1.0, 0.7]], dtype="float32")
@@ -454,3 +460,6 @@ def save_preset(sorter, directory, **metadata):
     with open(os.path.join(directory, METADATA_FILE), "w") as f:
         json.dump(record, f, indent=2, sort_keys=True)
     return record
+
+
+ranking.register_preset_loader(pretrained)

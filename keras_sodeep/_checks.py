@@ -1,0 +1,90 @@
+"""Argument and shape checks shared by the modules of the package.
+
+Each check raises a ``ValueError`` (or ``TypeError``) that names the
+argument, says what was expected and shows what was received. Like
+``keras_sodeep.ranking``, this module imports no other module of the
+package.
+"""
+
+import numbers
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_int(value, name, minimum=1):
+    """Returns ``int(value)`` if it is an int >= ``minimum``, else raises."""
+    if not _is_int(value) or value < minimum:
+        expected = "a positive int" if minimum == 1 else f"an int >= {minimum}"
+        raise ValueError(
+            f"`{name}` should be {expected}. Received: {name}={value!r}"
+        )
+    return int(value)
+
+
+def check_seq_len(seq_len):
+    """``(min, max)`` from a positive int or a ``(min, max)`` pair of ints."""
+    if _is_int(seq_len) and seq_len >= 1:
+        return int(seq_len), int(seq_len)
+    if (
+        isinstance(seq_len, (list, tuple))
+        and len(seq_len) == 2
+        and all(_is_int(v) for v in seq_len)
+        and 1 <= seq_len[0] <= seq_len[1]
+    ):
+        return int(seq_len[0]), int(seq_len[1])
+    raise ValueError(
+        "`seq_len` should be a positive int or a (min, max) pair of ints "
+        f"with 1 <= min <= max. Received: seq_len={seq_len!r}"
+    )
+
+
+def check_float(value, name, positive=True):
+    """Returns ``float(value)`` for a positive (or non-negative) number."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok:
+        ok = value > 0 if positive else value >= 0
+    if not ok:
+        expected = "a positive float" if positive else "a non-negative float"
+        raise ValueError(
+            f"`{name}` should be {expected}. Received: {name}={value}"
+        )
+    return float(value)
+
+
+def check_ks(k):
+    """A positive int or a non-empty sequence of them, as a tuple of ints."""
+    if _is_int(k):
+        return (check_int(k, "k"),)
+    try:
+        ks = tuple(k)
+    except TypeError:
+        ks = ()
+    if not ks or not all(_is_int(v) and v >= 1 for v in ks):
+        raise ValueError(
+            "`k` should be a positive int or a non-empty sequence of "
+            f"positive ints. Received: k={k!r}"
+        )
+    return tuple(int(v) for v in ks)
+
+
+def same_shape(a, b):
+    """Whether two static shapes agree (``None`` matches any size)."""
+    a, b = tuple(a), tuple(b)
+    if len(a) != len(b):
+        return False
+    return all(x is None or y is None or x == y for x, y in zip(a, b))
+
+
+def unpack_y_true(y_true):
+    """``(labels, mask)`` from a tensor or a ``{"labels", "mask"}`` dict."""
+    if isinstance(y_true, dict):
+        unknown = set(y_true) - {"labels", "mask"}
+        if "labels" not in y_true or unknown:
+            raise ValueError(
+                "`y_true` should be a tensor or a dict with the keys 'labels' "
+                f"and, optionally, 'mask'. Received keys: {sorted(y_true)}"
+            )
+        return y_true["labels"], y_true.get("mask")
+    return y_true, None

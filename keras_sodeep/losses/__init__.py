@@ -1,0 +1,72 @@
+"""Rank-based losses: Spearman, mean Average Precision, Recall@k, rank hinge.
+
+Every loss ranks ``y_pred`` with a differentiable ranker (``ranker=``,
+keyword-only) and compares the ranks with the exact ranks of ``y_true`` or
+with the relevance labels in ``y_true``. ``ranker`` accepts whatever
+``keras_sodeep.ranking.get`` accepts: a ranker, a
+``keras_sodeep.sorters.Sorter`` (wrapped in a frozen ``SorterRanker``), a
+string specification (``"sigmoid:0.1"``, ``"neuralsort:1.0"``, ``"exact"``,
+``"untrained:ARCH"``, a preset name or folder) or ``None`` for
+``DEFAULT_RANKER``. A string is resolved on first use, outside any traced
+function on the TensorFlow backend, so a preset name gives the preset's
+weights in ``fit``, ``evaluate`` and ``tf.function`` alike; ``get_config``
+keeps the string, so a saved model loads the preset again. (On other
+backends, the first use should be eager, or pass
+``keras_sodeep.pretrained(name)``.)
+
+One module per family: `spearman`, `average_precision`, `recall`, `hinge`
+(rank triplet and rank-sum losses), over the base class `RankingLoss`
+(`base`), with which a user writes a rank loss as one method.
+
+Conventions shared by the losses:
+
+- ``axis``: the axis along which items are ranked. ``axis=0``: the batch is
+  the list (a regression output of shape ``(B,)`` or ``(B, 1)``, or one list
+  per column of ``(B, C)``); ``axis=-1``: each row is a list.
+- ``call()`` returns per-sample values: per item when the lists run along
+  axis 0, per list otherwise. They are scaled so that Keras's default
+  reduction (``"sum_over_batch_size"``) gives the documented formula, and
+  ``sample_weight`` weights items (``axis=0``) or lists (``axis=-1``).
+- Masks: ``y_true`` may be a dict ``{"labels": ..., "mask": ...}`` (the
+  keras-rs convention; in ``model.fit`` Keras only accepts such a dict for a
+  model whose outputs are a matching dict, so use it in direct calls and
+  custom loops). For relevance labels (all losses but ``SpearmanLoss``),
+  ``labels < 0`` also marks padding, which works everywhere.
+- A list that cannot be scored (no positive, no item) contributes nothing;
+  if no list of the batch can be scored the loss is 0.
+- Finite scores give a finite loss. Non-finite scores raise a
+  ``ValueError`` when the loss runs eagerly; inside a compiled function they
+  give a NaN loss (``keras.callbacks.TerminateOnNaN`` stops on it).
+- Distribution: under a ``tf.distribute`` strategy (``MirroredStrategy``,
+  ...) each replica computes the loss on its own shard of the global batch,
+  and Keras averages the replicas' losses and gradients. With ``axis=0`` a
+  replica's list is therefore its shard (``global_batch_size /
+  num_replicas`` items, ranked among themselves), not the global batch: the
+  loss is the mean over replicas of the per-shard losses, and differs from
+  the one-device loss on the same global batch. Choose the batch size for
+  the list length each replica should rank. Lists along ``axis=-1`` (rows,
+  or embeddings of a replica's shard) are split the same way. The metrics
+  of ``keras_sodeep.metrics``, unlike the losses, gather the replicas and
+  are exact.
+- Mixed precision: the losses compute in their own dtype (float32 unless
+  ``dtype=`` says otherwise) and the rankers in float32, also under the
+  ``mixed_float16`` and ``mixed_bfloat16`` policies; half-precision
+  predictions are cast up first.
+"""
+
+from keras_sodeep.losses.average_precision import MeanAveragePrecisionLoss
+from keras_sodeep.losses.base import RankingLoss
+from keras_sodeep.losses.hinge import RankLoss, RankTripletLoss
+from keras_sodeep.losses.recall import RecallAtKLoss
+from keras_sodeep.losses.spearman import SpearmanLoss
+from keras_sodeep.ranking import DEFAULT_RANKER
+
+__all__ = [
+    "DEFAULT_RANKER",
+    "MeanAveragePrecisionLoss",
+    "RankLoss",
+    "RankTripletLoss",
+    "RankingLoss",
+    "RecallAtKLoss",
+    "SpearmanLoss",
+]

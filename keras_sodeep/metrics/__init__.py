@@ -1,0 +1,55 @@
+"""Exact, streaming, tie-correct ranking metrics.
+
+Every metric ranks items along ``axis``:
+
+- ``axis=-1``: each row of ``y_pred`` is a list (one query per row). The
+  metric keeps a running, weighted sum of per-list values, so its result is
+  the weighted mean over every list seen since ``reset_state``.
+- ``axis=0``: the batch is the list (one list per column of a ``(B, C)``
+  output, or a single list for ``(B,)`` / ``(B, 1)``). Ranking metrics over
+  the batch axis do not decompose over batches, so the metric stores every
+  sample it sees in fixed-capacity buffers and computes the exact value over
+  all of them in ``result()``. The buffers hold ``capacity`` samples,
+  by default `default_capacity` (100,000 samples, fewer for wide outputs so
+  that they stay near 16 MB). When more than ``capacity`` samples arrive
+  before ``reset_state``, ``result()`` returns NaN: it is never silently
+  wrong. ``result()`` sorts only the filled part of the buffers, rounded up
+  to 4096 x 8^j rows (or to ``capacity``), so its cost follows the number of
+  samples seen, not ``capacity``.
+
+Shared conventions: ranks are descending (see ``keras_sodeep.ranking``); a
+metric never depends on the order of tied scores; ``y_true`` may be a dict
+``{"labels": ..., "mask": ...}`` whose ``False`` mask entries take no part in
+anything; for relevance grades (mAP, Recall@k), labels < 0 are padding too.
+A NaN score or label among the items of a list makes that list's value NaN.
+
+Distribution: under a ``tf.distribute`` strategy with several replicas
+(``MirroredStrategy``, ...), each replica sees its shard of the global
+batch. ``update_state`` then combines the replicas inside the step: the
+running sums (``axis=-1``) are summed over the replicas and the samples
+(``axis=0``) are gathered from all of them, so every replica holds the
+state that one device would hold after the same global batches, and
+``result()`` is the single-device value (up to float rounding), inside the
+step and after it. The state variables aggregate as ``"only_first_replica"``:
+they are read from one replica, never summed. The cost: each replica stores
+and sorts every sample (``axis=0``).
+
+The metrics, one module per family: `spearman` (``SpearmanCorrelation``),
+`average_precision` (``MeanAveragePrecision``), `recall` (``RecallAtK``, the
+share of relevant items in the top k, and ``HitRateAtK``, whether some
+relevant item is in the top k), over the base class in `base`.
+"""
+
+from keras_sodeep.metrics.average_precision import MeanAveragePrecision
+from keras_sodeep.metrics.base import RankingMetric, default_capacity
+from keras_sodeep.metrics.recall import HitRateAtK, RecallAtK
+from keras_sodeep.metrics.spearman import SpearmanCorrelation
+
+__all__ = [
+    "HitRateAtK",
+    "MeanAveragePrecision",
+    "RankingMetric",
+    "RecallAtK",
+    "SpearmanCorrelation",
+    "default_capacity",
+]

@@ -1,0 +1,341 @@
+"""`RankingMetric`, the base of the ranking metrics: inputs and state."""
+
+import keras
+from keras import ops
+
+from keras_sodeep._checks import check_int, same_shape, unpack_y_true
+
+_AXES = (0, -1)
+
+MAX_CAPACITY = 100_000
+"""The most samples the ``axis=0`` buffers hold by default."""
+
+BUFFER_BUDGET = 2**22
+"""Floats the three ``axis=0`` buffers hold by default (16 MB in float32)."""
+
+
+def default_capacity(num_columns):
+    """The default ``capacity`` of an ``axis=0`` metric with ``C`` columns.
+
+    ``MAX_CAPACITY`` samples, fewer for wide outputs, so that the three
+    buffers (labels, scores, weights) hold about ``BUFFER_BUDGET`` floats,
+    but at least 4,096 samples:
+
+    ```
+    capacity = min(100_000, max(4_096, 2**22 // (3 C)))
+    ```
+
+    One column: 100,000 samples (1.2 MB); 1,000 columns: 4,096 samples.
+    """
+    return min(MAX_CAPACITY, max(4096, BUFFER_BUDGET // (3 * num_columns)))
+
+
+def _replica_context():
+    """The ``tf.distribute`` replica context of a step run on several
+    replicas, else ``None`` (one device, the JAX backend, or code outside a
+    replicated step)."""
+    if keras.backend.backend() != "tensorflow":
+        return None
+    # Imported here: the package needs TensorFlow only for `tf.distribute`.
+    import tensorflow as tf
+
+    if not tf.distribute.has_strategy():
+        return None
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return None
+    return context
+
+
+def _sums_above(sorted_weights, first, end):
+    """Sums of weights over items scored above (strictly, inclusively)."""
+    cumulative = ops.concatenate(
+        [
+            ops.zeros_like(sorted_weights[..., :1]),
+            ops.cumsum(sorted_weights, axis=-1),
+        ],
+        axis=-1,
+    )
+    above = ops.take_along_axis(cumulative, first, axis=-1)
+    at_or_above = ops.take_along_axis(cumulative, end, axis=-1)
+    return above, at_or_above
+
+
+def _to_numeric_tensor(x, name):
+    try:
+        x = ops.convert_to_tensor(x)
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"`{name}` should be a numeric tensor. Received: {name}={x!r}"
+        ) from error
+    dtype = keras.backend.standardize_dtype(x.dtype)
+    if not (
+        keras.backend.is_float_dtype(dtype)
+        or keras.backend.is_int_dtype(dtype)
+        or dtype == "bool"
+    ):
+        raise ValueError(
+            f"`{name}` should be a numeric tensor. Received: {name} of "
+            f"dtype {dtype}"
+        )
+    return x
+
+
+class RankingMetric(keras.metrics.Metric):
+    """Shared base: input checks, masks, the running sums and the buffers.
+
+    A subclass sets ``_graded_labels`` (whether labels < 0 are padding) and
+    implements ``_per_list(labels, scores, weights)``, the formula over the
+    last axis of ``(L, n)`` tensors: ``weights`` are the items' non-negative
+    weights, zero (with label and score 0) for items that take no part. It
+    returns the per-list values and a boolean telling which lists have a
+    defined value.
+    """
+
+    _graded_labels = False
+
+    def __init__(self, axis=0, capacity=None, name=None, dtype=None, **kw):
+        super().__init__(name=name, dtype=dtype, **kw)
+        if isinstance(axis, bool) or axis not in _AXES:
+            raise ValueError(
+                "`axis` should be 0 (the batch is the list) or -1 (each row "
+                f"is a list). Received: axis={axis!r}"
+            )
+        if capacity is not None:
+            capacity = check_int(capacity, "capacity")
+        self.axis = int(axis)
+        self.capacity = capacity
+        self._capacity = capacity
+        self._direction = "up"
+        self._num_columns = None
+        if self.axis == -1:
+            self.total = self._add_state((), "total")
+            self.total_weight = self._add_state((), "total_weight")
+
+    def _add_state(self, shape, name):
+        # Every replica holds the whole state (see the module docstring):
+        # read it from one replica, never sum it.
+        return self.add_variable(
+            shape=shape,
+            initializer="zeros",
+            dtype=self.dtype,
+            aggregation="only_first_replica",
+            name=name,
+        )
+
+    def _build_buffers(self, num_columns):
+        if self._capacity is None:
+            self._capacity = default_capacity(num_columns)
+        shape = (self._capacity, num_columns)
+        self._num_columns = num_columns
+        self.labels_seen = self._add_state(shape, "labels")
+        self.scores_seen = self._add_state(shape, "scores")
+        self.weights_seen = self._add_state(shape, "weights")
+        self.count = self._add_state((), "count")
+
+    def _per_list(self, labels, scores, weights):
+        raise NotImplementedError
+
+    def _standardize(self, y_true, y_pred, sample_weight):
+        """Checks the inputs; returns (L, n)-shaped labels, scores, weights
+        (axis=-1) or (B, C)-shaped ones (axis=0)."""
+        y_true, mask = unpack_y_true(y_true)
+        y_true = _to_numeric_tensor(y_true, "y_true")
+        y_pred = _to_numeric_tensor(y_pred, "y_pred")
+        if mask is not None:
+            mask = ops.cast(_to_numeric_tensor(mask, "mask"), "bool")
+            if not same_shape(tuple(mask.shape), tuple(y_true.shape)):
+                raise ValueError(
+                    "`mask` should have the shape of the labels. Received: "
+                    f"mask.shape={tuple(mask.shape)}, "
+                    f"labels.shape={tuple(y_true.shape)}"
+                )
+        # A (B,) target against a (B, 1) output, or the other way round.
+        if len(y_true.shape) + 1 == len(y_pred.shape) == 2:
+            if y_pred.shape[-1] == 1:
+                y_true = ops.expand_dims(y_true, -1)
+                mask = None if mask is None else ops.expand_dims(mask, -1)
+        elif len(y_pred.shape) + 1 == len(y_true.shape) == 2:
+            if y_true.shape[-1] == 1:
+                y_pred = ops.expand_dims(y_pred, -1)
+        for name, x in (("y_true", y_true), ("y_pred", y_pred)):
+            if len(x.shape) not in (1, 2):
+                raise ValueError(
+                    f"`{name}` should have rank 1 or 2 (a list, or a batch "
+                    f"of lists). Received: {name}.shape={tuple(x.shape)}"
+                )
+        if not same_shape(tuple(y_true.shape), tuple(y_pred.shape)):
+            raise ValueError(
+                "`y_true` and `y_pred` should have the same shape. Received: "
+                f"y_true.shape={tuple(y_true.shape)}, "
+                f"y_pred.shape={tuple(y_pred.shape)}"
+            )
+        if len(y_pred.shape) == 1:
+            # One list: the batch (axis=0) or the only row (axis=-1).
+            new_axis = -1 if self.axis == 0 else 0
+            y_true = ops.expand_dims(y_true, new_axis)
+            y_pred = ops.expand_dims(y_pred, new_axis)
+            if mask is not None:
+                mask = ops.expand_dims(mask, new_axis)
+        labels = ops.cast(y_true, self.dtype)
+        scores = ops.cast(y_pred, self.dtype)
+        valid = ops.ones_like(labels, dtype="bool") if mask is None else mask
+        if self._graded_labels:
+            valid = ops.logical_and(valid, labels >= 0)
+        num_weights = ops.shape(scores)[0]
+        if sample_weight is None:
+            sample_weight = ops.ones((num_weights,), dtype=self.dtype)
+        else:
+            sample_weight = ops.cast(
+                _to_numeric_tensor(sample_weight, "sample_weight"), self.dtype
+            )
+            shape = tuple(sample_weight.shape)
+            if len(shape) == 2 and shape[-1] == 1:
+                sample_weight = ops.squeeze(sample_weight, -1)
+            if len(sample_weight.shape) == 0:
+                sample_weight = ops.broadcast_to(sample_weight, (num_weights,))
+            what = "sample" if self.axis == 0 else "list"
+            if len(sample_weight.shape) != 1 or not same_shape(
+                tuple(sample_weight.shape), (scores.shape[0],)
+            ):
+                raise ValueError(
+                    f"`sample_weight` should hold one weight per {what}: "
+                    "a scalar or a tensor of shape (B,) or (B, 1). Received: "
+                    f"sample_weight.shape={shape}, "
+                    f"y_pred.shape={tuple(y_pred.shape)}"
+                )
+        return labels, scores, valid, sample_weight
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        """Accumulates the lists of a batch.
+
+        Args:
+            y_true: labels, or a dict ``{"labels": ..., "mask": ...}``.
+            y_pred: scores, of the shape of the labels.
+            sample_weight: optional weights, one per list (``axis=-1``) or
+                one per sample (``axis=0``).
+        """
+        labels, scores, valid, sample_weight = self._standardize(
+            y_true, y_pred, sample_weight
+        )
+        if self.axis == -1:
+            weights = ops.cast(valid, self.dtype)
+            values, defined = self._values(labels, scores, weights)
+            counted = ops.logical_and(defined, sample_weight > 0)
+            list_weight = ops.where(counted, sample_weight, 0.0)
+            values = ops.where(counted, values, 0.0)
+            sums = ops.stack(
+                [ops.sum(list_weight * values), ops.sum(list_weight)]
+            )
+            context = _replica_context()
+            if context is not None:
+                sums = context.all_reduce("sum", sums)
+            self.total.assign_add(sums[0])
+            self.total_weight.assign_add(sums[1])
+            return
+        num_columns = scores.shape[-1]
+        if num_columns is None:
+            raise ValueError(
+                "With `axis=0`, the last dimension of `y_pred` should be "
+                f"known. Received: y_pred.shape={tuple(scores.shape)}"
+            )
+        if self._num_columns is None:
+            self._build_buffers(num_columns)
+        elif num_columns != self._num_columns:
+            raise ValueError(
+                f"`y_pred` should have {self._num_columns} columns, as in "
+                "the batches seen before. Received: "
+                f"y_pred.shape={tuple(scores.shape)}"
+            )
+        weights = ops.where(valid, sample_weight[:, None], 0.0)
+        context = _replica_context()
+        if context is not None:
+            # Every replica stores the samples of all the replicas.
+            labels, scores, weights = context.all_gather(
+                (labels, scores, weights), axis=0
+            )
+        batch_size = ops.cast(ops.shape(scores)[0], self.dtype)
+        # Rows beyond `capacity` cannot be stored: `count` then exceeds
+        # `capacity` and `result()` is NaN, whatever was written.
+        labels = labels[: self._capacity]
+        scores = scores[: self._capacity]
+        weights = weights[: self._capacity]
+        stored = ops.shape(scores)[0]
+        start = ops.minimum(
+            ops.cast(self.count, "int32"), self._capacity - stored
+        )
+        start = [ops.maximum(start, 0), 0]
+        for variable, value in (
+            (self.labels_seen, labels),
+            (self.scores_seen, scores),
+            (self.weights_seen, weights),
+        ):
+            variable.assign(ops.slice_update(variable.value, start, value))
+        self.count.assign_add(batch_size)
+
+    def _values(self, labels, scores, weights):
+        """Per-list values; a NaN among a list's items makes it NaN."""
+        counted = weights > 0
+        is_nan = ops.logical_or(ops.isnan(labels), ops.isnan(scores))
+        has_nan = ops.any(ops.logical_and(counted, is_nan), axis=-1)
+        # Items that take no part (and NaNs) get neutral, finite values so
+        # that sorting stays well defined; their weight is zero.
+        keep = ops.logical_and(counted, ops.logical_not(is_nan))
+        weights = ops.where(keep, weights, 0.0)
+        values, defined = self._per_list(
+            ops.where(keep, labels, 0.0), ops.where(keep, scores, 0.0), weights
+        )
+        values = ops.where(has_nan, float("nan"), values)
+        return values, ops.logical_or(defined, has_nan)
+
+    def _buffer_sizes(self):
+        sizes, size = [], 4096
+        while size < self._capacity:
+            sizes.append(size)
+            size *= 8
+        return sizes + [self._capacity]
+
+    def result(self):
+        if self.axis == -1:
+            return ops.divide_no_nan(self.total, self.total_weight)
+        if self._num_columns is None:
+            return ops.zeros((), dtype=self.dtype)
+        sizes = self._buffer_sizes()
+
+        def branch(size):
+            def column_mean(labels, scores, weights):
+                values, defined = self._values(
+                    ops.transpose(labels[:size]),
+                    ops.transpose(scores[:size]),
+                    ops.transpose(weights[:size]),
+                )
+                values = ops.where(defined, values, 0.0)
+                num_defined = ops.sum(ops.cast(defined, self.dtype))
+                return ops.divide_no_nan(ops.sum(values), num_defined)
+
+            return column_mean
+
+        count = ops.convert_to_tensor(self.count)
+        index = ops.sum(
+            ops.cast(
+                ops.greater(count, ops.array(sizes[:-1], self.dtype)), "int32"
+            )
+        )
+        value = ops.switch(
+            index,
+            [branch(size) for size in sizes],
+            ops.convert_to_tensor(self.labels_seen),
+            ops.convert_to_tensor(self.scores_seen),
+            ops.convert_to_tensor(self.weights_seen),
+        )
+        return ops.where(count > self._capacity, float("nan"), value)
+
+    def reset_state(self):
+        """Forgets every list seen (and empties the buffers)."""
+        for variable in self.variables:
+            variable.assign(ops.zeros(variable.shape, dtype=variable.dtype))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"axis": self.axis, "capacity": self.capacity})
+        return config

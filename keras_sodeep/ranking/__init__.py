@@ -1,0 +1,48 @@
+"""Exact ranks and differentiable rankers.
+
+Conventions (shared by every loss and metric of the package): ranks are
+descending and 1-based, the highest score has rank 1, and tied scores share the
+average of the positions they span, as ``scipy.stats.rankdata(-x,
+method="average")`` does. Masked items take no part in any rank.
+
+This subpackage is the ground floor of the package: it imports no other
+module of ``keras_sodeep`` but the private argument checks,
+``keras_sodeep._checks``.
+It holds the one ranker registry, `get`: modules above it add their own
+specifications (`register_spec`, `register_preset_loader`) when the
+package is imported.
+"""
+
+from keras_sodeep.ranking.exact import (
+    exact_rank,
+    pad_below_minimum,
+    sorted_tie_groups,
+)
+from keras_sodeep.ranking.rankers import (
+    ExactRanker,
+    NeuralSortRanker,
+    Ranker,
+    SigmoidRanker,
+    SorterRanker,
+)
+from keras_sodeep.ranking.registry import (
+    DEFAULT_RANKER,
+    get,
+    register_preset_loader,
+    register_spec,
+)
+
+__all__ = [
+    "DEFAULT_RANKER",
+    "ExactRanker",
+    "NeuralSortRanker",
+    "Ranker",
+    "SigmoidRanker",
+    "SorterRanker",
+    "exact_rank",
+    "get",
+    "pad_below_minimum",
+    "register_preset_loader",
+    "register_spec",
+    "sorted_tie_groups",
+]

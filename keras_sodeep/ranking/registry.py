@@ -1,0 +1,147 @@
+"""The ranker registry: every accepted form of ``ranker=`` to a ranker."""
+
+import os
+
+import keras
+
+from keras_sodeep.ranking.rankers import (
+    ExactRanker,
+    NeuralSortRanker,
+    Ranker,
+    SigmoidRanker,
+    SorterRanker,
+)
+
+DEFAULT_RANKER = {
+    "class_name": "keras_sodeep>SigmoidRanker",
+    "config": {"temperature": 0.1},
+}
+"""The ranker of ``ranker=None``, in a form `get` accepts.
+
+It is length-generic, so that a loss built with no argument takes lists of
+any length: the paper's handcrafted sorter, ``lambda = 1 / temperature =
+10``."""
+
+# "PREFIX" or "PREFIX:ARGUMENT" -> factory(argument or None). Higher modules
+# add entries (`keras_sodeep.sorters` adds "untrained"), so that this module
+# imports none of them.
+_SPEC_FACTORIES = {}
+# Loads a preset name or folder; set by `keras_sodeep.preset_store`.
+_PRESET_LOADER = []
+
+
+def _temperature_factory(prefix, cls, default):
+    def factory(argument):
+        if not argument:
+            return cls(temperature=default)
+        try:
+            temperature = float(argument)
+        except ValueError:
+            raise ValueError(
+                f"The temperature in '{prefix}:{argument}' should be a "
+                f"number. Received: {argument!r}"
+            ) from None
+        return cls(temperature=temperature)
+
+    return factory
+
+
+def register_spec(prefix, factory):
+    """Registers the string specification ``"PREFIX"`` / ``"PREFIX:ARG"``.
+
+    ``factory(argument)`` receives the text after the colon (``None``
+    without one) and returns a ``Ranker`` or a sorter. Modules above this
+    one use it (``keras_sodeep.sorters`` registers ``"untrained"``), so
+    that `get` understands their specifications without this module
+    importing them.
+
+    Args:
+        prefix: str, the name before the colon.
+        factory: callable ``factory(argument) -> Ranker or Sorter``.
+    """
+    _SPEC_FACTORIES[prefix] = factory
+
+
+def register_preset_loader(loader):
+    """Registers ``loader(name_or_path)``, which loads a preset sorter.
+
+    `get` calls it for every string that is not a registered specification
+    (``keras_sodeep.preset_store`` registers `pretrained`).
+    """
+    _PRESET_LOADER[:] = [loader]
+
+
+register_spec("exact", lambda argument: ExactRanker())
+register_spec("sigmoid", _temperature_factory("sigmoid", SigmoidRanker, 0.1))
+register_spec(
+    "neuralsort", _temperature_factory("neuralsort", NeuralSortRanker, 1.0)
+)
+
+
+def _from_string(spec):
+    text = os.fspath(spec)
+    prefix, colon, argument = text.partition(":")
+    if not os.path.isdir(text) and prefix in _SPEC_FACTORIES:
+        return _SPEC_FACTORIES[prefix](argument if colon else None)
+    if not _PRESET_LOADER:
+        raise ValueError(
+            "`ranker` should be 'exact', 'sigmoid[:T]', 'neuralsort[:T]', "
+            f"or one of {sorted(_SPEC_FACTORIES)}; preset names need "
+            f"`import keras_sodeep`. Received: ranker={text!r}"
+        )
+    return _PRESET_LOADER[0](text)
+
+
+def get(spec):
+    """Returns the ranker of any accepted ``ranker=`` value.
+
+    The one place where ranker specifications are read, in the style of
+    ``keras.activations.get``; the losses, training, the benchmarks and
+    the command line all use it. Accepted:
+
+    - a ``Ranker``: returned as is;
+    - a sorter (any Keras layer with the sorter interface, such as a
+      ``keras_sodeep.sorters.Sorter``): wrapped in a frozen
+      ``SorterRanker``;
+    - ``None``: `DEFAULT_RANKER`;
+    - a dict: a serialized ranker (``keras.saving`` form);
+    - ``"exact"``: ``ExactRanker()``;
+    - ``"sigmoid"`` or ``"sigmoid:T"``: ``SigmoidRanker(T)`` (default 0.1);
+    - ``"neuralsort"`` or ``"neuralsort:T"``: ``NeuralSortRanker(T)``
+      (default 1.0);
+    - ``"untrained:ARCH"``: an untrained sorter of
+      ``keras_sodeep.sorters.ARCHITECTURES`` (see
+      ``keras_sodeep.sorters.build_sorter``), a baseline;
+    - any other string: a preset name or folder, loaded with
+      ``keras_sodeep.pretrained`` (an existing folder wins).
+
+    Args:
+        spec: the specification.
+
+    Returns:
+        A ``Ranker``.
+
+    Example:
+
+    >>> from keras_sodeep import ranking
+    >>> ranking.get("sigmoid:0.5").temperature
+    0.5
+    >>> type(ranking.get(None)).__name__
+    'SigmoidRanker'
+    """
+    if spec is None:
+        spec = DEFAULT_RANKER
+    if isinstance(spec, dict):
+        spec = keras.saving.deserialize_keras_object(spec)
+    if isinstance(spec, str) or hasattr(spec, "__fspath__"):
+        spec = _from_string(spec)
+    if isinstance(spec, Ranker):
+        return spec
+    if isinstance(spec, keras.layers.Layer):
+        return SorterRanker(spec)
+    raise TypeError(
+        "`ranker` should be a `keras_sodeep.ranking.Ranker`, a "
+        "`keras_sodeep.sorters.Sorter`, a string specification ('exact', "
+        "'sigmoid:T', 'neuralsort:T', 'untrained:ARCH', a preset name or "
+        f"folder) or None. Received: ranker={spec!r}"
+    )

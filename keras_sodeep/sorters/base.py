@@ -1,0 +1,244 @@
+"""Learned sorters: neural networks that approximate the rank function.
+
+A sorter maps a batch of score lists of shape ``(batch_size, n)`` to their
+normalized ranks ``rank / n`` in ``(0, 1]``, with the package's conventions
+(descending, the highest score has rank 1; see ``keras_sodeep.ranking``).
+Trained on synthetic lists and then frozen, a sorter is a differentiable
+stand-in for :func:`keras_sodeep.ranking.exact_rank` (SoDeep, Engilberge et
+al., CVPR 2019).
+
+Every sorter starts from the same two per-item input features, computed over
+the unmasked items of each list with ``keras.ops``:
+
+```
+u_i = (x_i - min_j x_j) / (max_j x_j - min_j x_j)     in [0, 1]
+z_i = (u_i - mean_j u_j) / std_j u_j                  (mean 0, std 1)
+features_i = [z_i, 2 u_i - 1]
+```
+
+Both are unchanged when a list is mapped by ``x -> a x + b`` with ``a > 0``,
+so a sorter's output is invariant to the scale and shift of each list up to
+float rounding, whatever its weights. A constant list gives ``u = 1/2`` and
+``z = 0`` (no division by zero, no NaN). Non-finite unmasked scores give NaN
+outputs.
+
+Targets come from ``keras_sodeep.ranking.exact_rank``. A fixed-length sorter
+pads masked items with ``keras_sodeep.ranking.pad_below_minimum``. This
+module holds the base class and what the sorters share; each family has its
+own module (`lstm`, `cnn`, `gru`, `histogram`) and `architectures` names
+them.
+"""
+
+import keras
+from keras import ops
+
+from keras_sodeep._checks import check_int
+from keras_sodeep.ranking import pad_below_minimum
+
+_NUM_FEATURES = 2
+
+
+def _masked_min_max(x, mask, count):
+    """Min and max over the unmasked items; 0 for lists with no item."""
+    inf = ops.cast(float("inf"), x.dtype)
+    lo = ops.min(ops.where(mask, x, inf), axis=-1, keepdims=True)
+    hi = ops.max(ops.where(mask, x, -inf), axis=-1, keepdims=True)
+    nonempty = count > 0
+    lo = ops.where(nonempty, lo, ops.zeros_like(lo))
+    hi = ops.where(nonempty, hi, ops.zeros_like(hi))
+    return lo, hi
+
+
+def _list_features(scores, mask):
+    """The affine-invariant per-item features, shape ``(batch, n, 2)``.
+
+    Masked items get features 0 and take no part in the statistics.
+    """
+    maskf = ops.cast(mask, scores.dtype)
+    count = ops.sum(maskf, axis=-1, keepdims=True)
+    safe_count = ops.maximum(count, 1.0)
+    x = ops.where(mask, scores, ops.zeros_like(scores))
+    lo, hi = _masked_min_max(x, mask, count)
+    spread = hi - lo
+    has_spread = spread > 0
+    u = (x - lo) / ops.where(has_spread, spread, ops.ones_like(spread))
+    u = ops.where(has_spread, u, ops.full_like(u, 0.5))
+    u = ops.where(mask, u, ops.zeros_like(u))
+    mean = ops.sum(u, axis=-1, keepdims=True) / safe_count
+    centered = ops.where(mask, u - mean, ops.zeros_like(u))
+    var = ops.sum(ops.square(centered), axis=-1, keepdims=True) / safe_count
+    # Double `where` so that a zero variance has a finite gradient too.
+    positive = var > 0
+    std = ops.sqrt(ops.where(positive, var, ops.ones_like(var)))
+    z = ops.where(positive, centered / std, ops.zeros_like(centered))
+    v = ops.where(mask, 2.0 * u - 1.0, ops.zeros_like(u))
+    return ops.stack([z, v], axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="keras_sodeep")
+class Sorter(keras.Model):
+    """Base class of the learned sorters.
+
+    A sorter maps scores of shape ``(batch_size, n)`` to normalized ranks of
+    the same shape:
+
+    ```
+    sorter(x)_i ~= rank_i / n,  rank_i = 1 + #{j : x_j > x_i}
+    ```
+
+    in ``(0, 1]`` (the highest score has rank 1). Subclasses build their
+    layers in ``__init__`` and implement ``_rank(features, mask, training)``,
+    which maps the per-item features of the module docstring, shape
+    ``(batch_size, n, 2)``, to values in ``(0, 1)`` of shape
+    ``(batch_size, n)``.
+
+    Length handling: ``seq_len`` is the list length a fixed-length sorter
+    was built for (its output layer is tied to it), or ``None`` for a
+    length-generic sorter, which ranks lists of any length.
+
+    Masks: ``mask`` (boolean, the shape of ``scores``, ``False`` marks
+    padding) makes masked items output 0 and leaves the other outputs
+    unchanged whatever the masked values are; ``n`` in ``rank / n`` is then
+    the number ``m`` of unmasked items of the list. A length-generic sorter
+    skips masked items (its recurrent layers receive the mask). A
+    fixed-length sorter still sees ``seq_len`` items: it replaces the masked
+    scores by distinct values below the smallest unmasked score, so that the
+    unmasked items keep their ranks, and rescales their outputs by
+    ``seq_len / m``. This is how a fixed-length sorter ranks a list shorter
+    than ``seq_len``: pad it to ``seq_len`` with any value and mask the
+    padding.
+
+    ``scores`` may also be a dict ``{"scores": ..., "mask": ...}`` so that
+    masked batches can go through ``fit()``.
+
+    The outputs are float32, also under a mixed-precision dtype policy (the
+    input standardization and the output layers run in float32).
+
+    Args:
+        seq_len: int or ``None``. The list length of a fixed-length sorter,
+            ``None`` for a length-generic one. Defaults to ``None``.
+        **kwargs: passed to ``keras.Model`` (``name``, ``dtype``, ...).
+    """
+
+    def __init__(self, seq_len=None, **kwargs):
+        # Inputs are standardized in float32 inside `call`; Keras must not
+        # cast raw scores to a float16 compute dtype first.
+        kwargs["autocast"] = False
+        super().__init__(**kwargs)
+        # Masked outputs are 0; the input mask is also the output mask.
+        self.supports_masking = True
+        if seq_len is not None:
+            check_int(seq_len, "seq_len")
+        self.seq_len = seq_len
+
+    def _layer_dtype(self):
+        return self.dtype_policy
+
+    def build(self, input_shape=None):
+        if isinstance(input_shape, dict):
+            input_shape = input_shape["scores"]
+        if input_shape is None:
+            input_shape = (None, self.seq_len)
+        input_shape = tuple(input_shape)
+        self._check_shape(input_shape)
+        if self.built:
+            return
+        n = input_shape[-1]
+        self._build_layers((input_shape[0], n, _NUM_FEATURES))
+        self.built = True
+
+    def _build_layers(self, features_shape):
+        raise NotImplementedError
+
+    def _rank(self, features, mask, training):
+        raise NotImplementedError
+
+    def _check_shape(self, shape):
+        if len(shape) != 2:
+            raise ValueError(
+                "`scores` should have shape (batch_size, list_size). "
+                f"Received: scores.shape={tuple(shape)}"
+            )
+        n = shape[-1]
+        if self.seq_len is not None and n != self.seq_len:
+            raise ValueError(
+                f"This {type(self).__name__} ranks lists of length "
+                f"seq_len={self.seq_len} only. Received lists of length "
+                f"{n} (scores.shape={tuple(shape)}). Pad shorter lists to "
+                f"{self.seq_len} and pass a `mask`, or use a length-generic "
+                "sorter such as `GRUSorter()` or `LSTMSorter(seq_len=None)`."
+            )
+
+    def call(self, scores, mask=None, training=None):
+        if isinstance(scores, dict):
+            # Keras fills `mask` with the (empty) masks of the dict's
+            # entries; the mask is the dict's "mask" entry.
+            if mask is None or isinstance(mask, dict):
+                mask = scores.get("mask")
+            scores = scores["scores"]
+        scores = ops.convert_to_tensor(scores)
+        self._check_shape(tuple(scores.shape))
+        scores = ops.cast(scores, "float32")
+        if mask is not None:
+            mask = ops.convert_to_tensor(mask)
+            if tuple(mask.shape) != tuple(scores.shape):
+                raise ValueError(
+                    "`mask` should have the shape of `scores`. Received: "
+                    f"mask.shape={tuple(mask.shape)}, "
+                    f"scores.shape={tuple(scores.shape)}"
+                )
+            mask = ops.cast(mask, "bool")
+        if mask is not None and self.seq_len is not None:
+            inner_mask = None
+            scores = pad_below_minimum(scores, mask)
+        else:
+            inner_mask = mask
+        full = ops.ones_like(scores, dtype="bool")
+        features = _list_features(
+            scores, full if inner_mask is None else inner_mask
+        )
+        ranks = ops.cast(self._rank(features, inner_mask, training), "float32")
+        if mask is None:
+            return ranks
+        if self.seq_len is not None:
+            count = ops.sum(ops.cast(mask, "float32"), axis=-1, keepdims=True)
+            ranks = ranks * (self.seq_len / ops.maximum(count, 1.0))
+        return ops.where(mask, ranks, ops.zeros_like(ranks))
+
+    def compute_output_shape(self, input_shape):
+        if isinstance(input_shape, dict):
+            input_shape = input_shape["scores"]
+        return tuple(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"seq_len": self.seq_len})
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def _bidirectional_stack(cell, units, num_layers, dtype, prefix):
+    return [
+        keras.layers.Bidirectional(
+            cell(units, return_sequences=True, dtype=dtype),
+            dtype=dtype,
+            name=f"{prefix}_{i}",
+        )
+        for i in range(num_layers)
+    ]
+
+
+def _run_stack(layers, x, mask, training):
+    for layer in layers:
+        x = layer(x, mask=mask, training=training)
+    return x
+
+
+def _build_stack(layers, shape):
+    for layer in layers:
+        layer.build(shape)
+        shape = tuple(shape[:-1]) + (2 * layer.forward_layer.units,)
+    return shape

@@ -1,0 +1,31 @@
+"""Training sorters on synthetic lists, and measuring their fidelity.
+
+`train_sorter` fits a sorter to the exact normalized ranks of the lists of
+`keras_sodeep.synthetic.synthetic_dataset`, with checkpoints it can resume
+from after a crash, and exports the result as a preset folder (see
+`keras_sodeep.preset_store`). `evaluate_ranker` measures how close a sorter or
+a ranker comes to the exact ranks, with the protocol of the paper's Table 1
+(DESIGN §9.1).
+"""
+
+from keras_sodeep.training.fidelity import (
+    LENGTHS,
+    evaluate_ranker,
+    fidelity_figures,
+    fidelity_table,
+)
+from keras_sodeep.training.train import (
+    cpu_model,
+    hardware_description,
+    train_sorter,
+)
+
+__all__ = [
+    "LENGTHS",
+    "cpu_model",
+    "evaluate_ranker",
+    "fidelity_figures",
+    "fidelity_table",
+    "hardware_description",
+    "train_sorter",
+]
