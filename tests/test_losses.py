@@ -685,3 +685,69 @@ def test_save_and_load_with_a_real_sorter(rng, tmp_path):
     restored = keras.saving.load_model(path)
     after = restored.evaluate(x, labels, batch_size=20, verbose=0)
     np.testing.assert_allclose(after, before, rtol=1e-5)
+
+
+# ---------------------------------------------------------------------------
+# Ranker specifications (issue 17, defects 1 and 19).
+# ---------------------------------------------------------------------------
+
+
+def test_analytic_string_specs_are_rankers():
+    loss = SpearmanLoss(ranker="sigmoid:0.1")
+    assert isinstance(loss._get_ranker(), SigmoidRanker)
+    assert loss._get_ranker().temperature == 0.1
+    y, p = np.array([1.0, 2.0, 3.0]), np.array([0.1, 0.3, 0.2])
+    expected = SpearmanLoss(ranker=SigmoidRanker(0.1))(y, p)
+    np.testing.assert_allclose(float(loss(y, p)), float(expected))
+    assert isinstance(
+        MeanAveragePrecisionLoss(ranker="neuralsort:0.5")._get_ranker(),
+        NeuralSortRanker,
+    )
+    assert loss.get_config()["ranker"] == "sigmoid:0.1"
+
+
+def _preset_weights(name):
+    from keras_sodeep import pretrained
+
+    return [np.asarray(w) for w in pretrained(name).get_weights()]
+
+
+def test_preset_name_in_tf_function_equals_the_loaded_preset(rng):
+    from keras_sodeep import pretrained
+
+    y = rng.normal(size=(4, 8)).astype("float32")
+    p = rng.normal(size=(4, 8)).astype("float32")
+    by_name = SpearmanLoss(ranker="cnn-100", axis=-1)
+    loaded = SpearmanLoss(ranker=pretrained("cnn-100"), axis=-1)
+    # The first call is traced: the preset must not be built in the graph.
+    value = tf.function(lambda a, b: by_name(a, b))(y, p)
+    np.testing.assert_allclose(float(value), float(loaded(y, p)), rtol=1e-5)
+
+
+def test_preset_name_keeps_its_weights_in_fit_and_after_save(rng, tmp_path):
+    x = rng.normal(size=(64, 3)).astype("float32")
+    y = (x @ np.array([1.0, -1.0, 0.5])).astype("float32")
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile("sgd", loss=SpearmanLoss(ranker="cnn-100"))
+    model.fit(x, y, batch_size=64, epochs=1, verbose=0)
+    weights = model.loss._get_ranker().sorter.get_weights()
+    for got, want in zip(weights, _preset_weights("cnn-100")):
+        np.testing.assert_array_equal(np.asarray(got), want)
+    # The same model with the loaded preset evaluates to the same loss.
+    from keras_sodeep import pretrained
+
+    reference = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    reference.compile("sgd", loss=SpearmanLoss(ranker=pretrained("cnn-100")))
+    reference.set_weights(model.get_weights())
+    expected = reference.evaluate(x, y, batch_size=64, verbose=0)
+    np.testing.assert_allclose(
+        model.evaluate(x, y, batch_size=64, verbose=0), expected, rtol=1e-5
+    )
+    # A .keras round trip keeps the name and loads the preset again.
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    restored = keras.saving.load_model(path)
+    assert restored.loss.get_config()["ranker"] == "cnn-100"
+    np.testing.assert_allclose(
+        restored.evaluate(x, y, batch_size=64, verbose=0), expected, rtol=1e-5
+    )
