@@ -9,6 +9,7 @@ from scipy.stats import rankdata, spearmanr
 from sklearn.metrics import average_precision_score
 
 from keras_sodeep.metrics import (
+    HitRateAtK,
     MeanAveragePrecision,
     RecallAtK,
     SpearmanCorrelation,
@@ -69,6 +70,16 @@ def recall_bruteforce(relevant, scores, k):
         order = np.lexsort((np.array(priority), -scores))
         found.append(relevant[order[:k]].sum())
     return np.mean(found) / relevant.sum()
+
+
+def hit_rate_bruteforce(relevant, scores, k):
+    """Mean over every tie-breaking order of whether some relevant item is
+    in the top k."""
+    hits = []
+    for priority in itertools.permutations(range(len(scores))):
+        order = np.lexsort((np.array(priority), -scores))
+        hits.append(relevant[order[:k]].any())
+    return np.mean(hits)
 
 
 def recall_by_groups(relevant, scores, k):
@@ -269,6 +280,57 @@ def test_recall_matches_bruteforce_over_tie_breaks(rng, k):
         if relevant.any():
             expected.append(recall_bruteforce(relevant, row_s[keep], k))
     np.testing.assert_allclose(value, np.mean(expected), rtol=1e-5)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 7])
+def test_hit_rate_matches_bruteforce_over_tie_breaks(rng, k):
+    y = rng.integers(-1, 3, (30, 6)).astype("float32")
+    s = rng.integers(0, 3, (30, 6)).astype("float32")
+    mask = rng.random(y.shape) > 0.15
+    w = rng.choice([0.0, 1.0, 3.0], size=30)
+    value = accumulate(
+        HitRateAtK(k=k), {"labels": y, "mask": mask}, s, batch_size=8, w=w
+    )
+    expected, weights = [], []
+    for row_y, row_s, keep, weight in zip(y, s, mask, w):
+        keep = keep & (row_y >= 0)
+        relevant = row_y[keep] > 0
+        if relevant.any() and weight > 0:
+            expected.append(hit_rate_bruteforce(relevant, row_s[keep], k))
+            weights.append(weight)
+    np.testing.assert_allclose(
+        value, np.average(expected, weights=weights), rtol=1e-5
+    )
+    # axis=0: each column is a list of all the samples seen.
+    metric = HitRateAtK(k=k, axis=0)
+    cols = accumulate(metric, np.maximum(y, 0).T, s.T, batch_size=4)
+    per_column = [
+        hit_rate_bruteforce(a > 0, b, k)
+        for a, b in zip(np.maximum(y, 0), s)
+        if (a > 0).any()
+    ]
+    np.testing.assert_allclose(cols, np.mean(per_column), rtol=1e-5)
+
+
+def test_hit_rate_is_not_recall():
+    y, s = [[1, 0, 1, 0]], [[0.9, 0.8, 0.1, 0.0]]
+    hit, recall = HitRateAtK(k=1), RecallAtK(k=1)
+    hit.update_state(y, s)
+    recall.update_state(y, s)
+    assert float(hit.result()) == 1.0 and float(recall.result()) == 0.5
+    assert HitRateAtK(k=4).name == "hit_rate_at_4"
+    restored = HitRateAtK.from_config(HitRateAtK(k=3, axis=0).get_config())
+    assert (restored.k, restored.axis) == (3, 0)
+
+
+def test_default_capacity_is_modest_for_wide_outputs():
+    from keras_sodeep.metrics import default_capacity
+
+    assert default_capacity(1) == 100_000
+    assert default_capacity(1000) == 4096
+    metric = MeanAveragePrecision()
+    metric.update_state(np.ones((4, 1000)), np.zeros((4, 1000)))
+    assert tuple(metric.scores_seen.shape) == (4096, 1000)
 
 
 def test_recall_long_lists_weights_and_axis0(rng):
