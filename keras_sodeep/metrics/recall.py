@@ -23,8 +23,32 @@ def _recall_at_k(labels, scores, weights, k):
     return recall, positives > 0
 
 
+class _TopKMetric(RankingMetric):
+    """A metric of the top ``k`` items, named ``f"{_prefix}_at_{k}"``."""
+
+    _graded_labels = True
+    _prefix = None
+
+    def __init__(
+        self, k, axis=-1, capacity=None, name=None, dtype=None, **kwargs
+    ):
+        self.k = check_int(k, "k")
+        super().__init__(
+            axis=axis,
+            capacity=capacity,
+            name=f"{self._prefix}_at_{self.k}" if name is None else name,
+            dtype=dtype,
+            **kwargs,
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config["k"] = self.k
+        return config
+
+
 @keras.saving.register_keras_serializable(package="keras_sodeep")
-class RecallAtK(RankingMetric):
+class RecallAtK(_TopKMetric):
     """Recall at k: the share of a list's relevant items found in its top k.
 
     See `HitRateAtK` for the other meaning of "Recall@k" in retrieval.
@@ -81,27 +105,10 @@ class RecallAtK(RankingMetric):
     ``keras_sodeep.retrieval.recall_at_k`` measure.
     """
 
-    _graded_labels = True
-
-    def __init__(
-        self, k, axis=-1, capacity=None, name=None, dtype=None, **kwargs
-    ):
-        self.k = check_int(k, "k")
-        super().__init__(
-            axis=axis,
-            capacity=capacity,
-            name=f"recall_at_{self.k}" if name is None else name,
-            dtype=dtype,
-            **kwargs,
-        )
+    _prefix = "recall"
 
     def _per_list(self, labels, scores, weights):
         return _recall_at_k(labels, scores, weights, float(self.k))
-
-    def get_config(self):
-        config = super().get_config()
-        config["k"] = self.k
-        return config
 
 
 def _hit_rate_at_k(labels, scores, weights, k):
@@ -146,7 +153,7 @@ def _hit_rate_at_k(labels, scores, weights, k):
 
 
 @keras.saving.register_keras_serializable(package="keras_sodeep")
-class HitRateAtK(RankingMetric):
+class HitRateAtK(_TopKMetric):
     """Hit rate at k: whether some relevant item of a list is in its top k.
 
     The retrieval meaning of "Recall@k" (``keras_sodeep.retrieval.
@@ -199,24 +206,7 @@ class HitRateAtK(RankingMetric):
     ```
     """
 
-    _graded_labels = True
-
-    def __init__(
-        self, k, axis=-1, capacity=None, name=None, dtype=None, **kwargs
-    ):
-        self.k = check_int(k, "k")
-        super().__init__(
-            axis=axis,
-            capacity=capacity,
-            name=f"hit_rate_at_{self.k}" if name is None else name,
-            dtype=dtype,
-            **kwargs,
-        )
+    _prefix = "hit_rate"
 
     def _per_list(self, labels, scores, weights):
         return _hit_rate_at_k(labels, scores, weights, self.k)
-
-    def get_config(self):
-        config = super().get_config()
-        config["k"] = self.k
-        return config

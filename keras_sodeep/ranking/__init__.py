@@ -14,6 +14,7 @@ package is imported.
 """
 
 from keras_sodeep.ranking.exact import (
+    check_mask,
     exact_rank,
     pad_below_minimum,
     sorted_tie_groups,
@@ -33,6 +34,7 @@ from keras_sodeep.ranking.registry import (
 )
 
 __all__ = [
+    "check_mask",
     "DEFAULT_RANKER",
     "ExactRanker",
     "NeuralSortRanker",

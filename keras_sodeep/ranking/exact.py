@@ -28,6 +28,23 @@ def _standardize_axis(x, axis, name="axis"):
     return axis
 
 
+def check_mask(mask, x, name="scores"):
+    """A boolean mask of the shape of ``x`` (``None`` stays ``None``).
+
+    Non-boolean masks count non-zero entries as ``True``; a mask of another
+    shape raises a ``ValueError`` naming ``x`` as ``name``.
+    """
+    if mask is None:
+        return None
+    mask = ops.convert_to_tensor(mask)
+    if tuple(mask.shape) != tuple(x.shape):
+        raise ValueError(
+            f"`mask` should have the shape of `{name}`. Received: "
+            f"mask.shape={tuple(mask.shape)}, {name}.shape={tuple(x.shape)}"
+        )
+    return mask if mask.dtype == "bool" else ops.not_equal(mask, 0)
+
+
 def exact_rank(x, mask=None, axis=-1):
     """Exact, tie-averaged, descending ranks along an axis.
 
@@ -68,14 +85,7 @@ def exact_rank(x, mask=None, axis=-1):
     if not keras.backend.is_float_dtype(x.dtype):
         x = ops.cast(x, "float32")
     axis = _standardize_axis(x, axis)
-    if mask is not None:
-        mask = ops.convert_to_tensor(mask)
-        if tuple(mask.shape) != tuple(x.shape):
-            raise ValueError(
-                "`mask` should have the shape of `x`. Received: "
-                f"mask.shape={tuple(mask.shape)}, x.shape={tuple(x.shape)}"
-            )
-        mask = ops.cast(mask, "bool")
+    mask = check_mask(mask, x, "x")
     x, moved = _move_axis_last(x, axis)
     if mask is not None and moved is not None:
         mask = ops.moveaxis(mask, moved, -1)

@@ -4,22 +4,11 @@ import keras
 from keras import ops
 
 from keras_sodeep._checks import check_float
-from keras_sodeep.ranking.exact import exact_rank, pad_below_minimum
-
-
-def _check_mask(scores, mask):
-    if mask is None:
-        return None
-    mask = ops.convert_to_tensor(mask)
-    if tuple(mask.shape) != tuple(scores.shape):
-        raise ValueError(
-            "`mask` should have the shape of `scores`. Received: "
-            f"mask.shape={tuple(mask.shape)}, "
-            f"scores.shape={tuple(scores.shape)}"
-        )
-    if mask.dtype != "bool":
-        mask = ops.not_equal(mask, 0)
-    return mask
+from keras_sodeep.ranking.exact import (
+    check_mask,
+    exact_rank,
+    pad_below_minimum,
+)
 
 
 @keras.saving.register_keras_serializable(package="keras_sodeep")
@@ -62,7 +51,7 @@ class Ranker(keras.layers.Layer):
                 "`scores` should have at least one dimension to rank along. "
                 f"Received: scores.shape={tuple(scores.shape)}"
             )
-        mask = _check_mask(scores, mask)
+        mask = check_mask(mask, scores)
         ranks = self.rank(scores, mask)
         if mask is not None:
             ranks = ops.where(mask, ranks, ops.zeros_like(ranks))
@@ -99,12 +88,21 @@ class ExactRanker(Ranker):
         return exact_rank(scores, mask=mask, axis=-1)
 
 
-def _check_temperature(temperature):
-    return check_float(temperature, "temperature")
+class _TemperatureRanker(Ranker):
+    """A ranker with one parameter, a positive ``temperature``."""
+
+    def __init__(self, temperature, **kwargs):
+        super().__init__(**kwargs)
+        self.temperature = check_float(temperature, "temperature")
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"temperature": self.temperature})
+        return config
 
 
 @keras.saving.register_keras_serializable(package="keras_sodeep")
-class SigmoidRanker(Ranker):
+class SigmoidRanker(_TemperatureRanker):
     """Pairwise sigmoid ranks: the SoDeep paper's handcrafted sorter.
 
     Each item counts, softly, the items that score higher:
@@ -134,8 +132,7 @@ class SigmoidRanker(Ranker):
     """
 
     def __init__(self, temperature=0.1, **kwargs):
-        super().__init__(**kwargs)
-        self.temperature = _check_temperature(temperature)
+        super().__init__(temperature, **kwargs)
 
     def rank(self, scores, mask):
         # diff[..., i, j] = x_j - x_i; the diagonal adds sigmoid(0) = 1/2.
@@ -146,14 +143,9 @@ class SigmoidRanker(Ranker):
             above = ops.where(valid, above, ops.zeros_like(above))
         return 0.5 + ops.sum(above, axis=-1)
 
-    def get_config(self):
-        config = super().get_config()
-        config.update({"temperature": self.temperature})
-        return config
-
 
 @keras.saving.register_keras_serializable(package="keras_sodeep")
-class NeuralSortRanker(Ranker):
+class NeuralSortRanker(_TemperatureRanker):
     """Ranks from the NeuralSort relaxed permutation (Grover et al., 2019).
 
     For a list ``s`` of ``m`` unmasked items, NeuralSort relaxes the
@@ -196,8 +188,7 @@ class NeuralSortRanker(Ranker):
     """
 
     def __init__(self, temperature=1.0, **kwargs):
-        super().__init__(**kwargs)
-        self.temperature = _check_temperature(temperature)
+        super().__init__(temperature, **kwargs)
 
     def rank(self, scores, mask):
         dtype = scores.dtype
@@ -238,11 +229,6 @@ class NeuralSortRanker(Ranker):
         ranks = expected / safe_weight
         nan = ops.logical_not(ops.isfinite(scores))
         return ops.where(nan, ops.cast(float("nan"), dtype), ranks)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"temperature": self.temperature})
-        return config
 
 
 @keras.saving.register_keras_serializable(package="keras_sodeep")
@@ -335,11 +321,3 @@ class SorterRanker(Ranker):
             {"sorter": keras.saving.serialize_keras_object(self.sorter)}
         )
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["sorter"] = keras.saving.deserialize_keras_object(
-            config["sorter"]
-        )
-        return cls(**config)

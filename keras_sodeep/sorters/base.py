@@ -33,7 +33,7 @@ import keras
 from keras import ops
 
 from keras_sodeep._checks import check_int
-from keras_sodeep.ranking import pad_below_minimum
+from keras_sodeep.ranking import check_mask, pad_below_minimum
 
 _NUM_FEATURES = 2
 
@@ -120,7 +120,15 @@ class Sorter(keras.Model):
         **kwargs: passed to ``keras.Model`` (``name``, ``dtype``, ...).
     """
 
+    # Whether the architecture is length-generic only (no `seq_len`).
+    _generic_only = False
+
     def __init__(self, seq_len=None, **kwargs):
+        if self._generic_only and seq_len is not None:
+            raise ValueError(
+                f"A {type(self).__name__} is length-generic: `seq_len` "
+                f"should be None. Received: seq_len={seq_len!r}"
+            )
         # Inputs are standardized in float32 inside `call`; Keras must not
         # cast raw scores to a float16 compute dtype first.
         kwargs["autocast"] = False
@@ -179,15 +187,7 @@ class Sorter(keras.Model):
         scores = ops.convert_to_tensor(scores)
         self._check_shape(tuple(scores.shape))
         scores = ops.cast(scores, "float32")
-        if mask is not None:
-            mask = ops.convert_to_tensor(mask)
-            if tuple(mask.shape) != tuple(scores.shape):
-                raise ValueError(
-                    "`mask` should have the shape of `scores`. Received: "
-                    f"mask.shape={tuple(mask.shape)}, "
-                    f"scores.shape={tuple(scores.shape)}"
-                )
-            mask = ops.cast(mask, "bool")
+        mask = check_mask(mask, scores)
         if mask is not None and self.seq_len is not None:
             inner_mask = None
             scores = pad_below_minimum(scores, mask)
@@ -212,7 +212,8 @@ class Sorter(keras.Model):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"seq_len": self.seq_len})
+        if not self._generic_only:
+            config.update({"seq_len": self.seq_len})
         return config
 
     @classmethod

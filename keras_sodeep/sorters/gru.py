@@ -55,14 +55,10 @@ class GRUSorter(Sorter):
     (3, 40)
     """
 
+    _generic_only = True
+
     def __init__(self, units=64, num_layers=3, context_units=32, **kwargs):
-        seq_len = kwargs.pop("seq_len", None)
-        if seq_len is not None:
-            raise ValueError(
-                "A GRUSorter is length-generic: `seq_len` should be None. "
-                f"Received: seq_len={seq_len!r}"
-            )
-        super().__init__(seq_len=None, **kwargs)
+        super().__init__(**kwargs)
         check_int(units, "units")
         check_int(num_layers, "num_layers")
         check_int(context_units, "context_units", minimum=0)
@@ -115,7 +111,6 @@ class GRUSorter(Sorter):
 
     def get_config(self):
         config = super().get_config()
-        config.pop("seq_len", None)
         config.update(
             {
                 "units": self.units,

@@ -115,6 +115,8 @@ class HistogramSorter(Sorter):
     (3, 7)
     """
 
+    _generic_only = True
+
     def __init__(
         self,
         anchors=(64, 256),
@@ -122,13 +124,7 @@ class HistogramSorter(Sorter):
         gradient_anchors=None,
         **kwargs,
     ):
-        seq_len = kwargs.pop("seq_len", None)
-        if seq_len is not None:
-            raise ValueError(
-                "A HistogramSorter is length-generic: `seq_len` should be "
-                f"None. Received: seq_len={seq_len!r}"
-            )
-        super().__init__(seq_len=None, **kwargs)
+        super().__init__(**kwargs)
         if isinstance(anchors, int):
             anchors = (anchors,)
         anchors = tuple(anchors) if isinstance(anchors, (list, tuple)) else ()
@@ -197,7 +193,6 @@ class HistogramSorter(Sorter):
 
     def get_config(self):
         config = super().get_config()
-        config.pop("seq_len", None)
         config.update(
             {
                 "anchors": list(self.anchors),
