@@ -33,7 +33,8 @@ class MeanAveragePrecisionLoss(RankingLoss):
             docstring). Defaults to ``None``.
         axis: ``0`` (one list per column: multi-label classification) or
             ``-1`` (one query per row). Defaults to ``0``.
-        reduction, name, dtype: as for ``keras.losses.Loss``.
+        name: the loss's name.
+        **kwargs: ``reduction`` and ``dtype``, as for ``keras.losses.Loss``.
 
     Example:
 
@@ -52,17 +53,10 @@ class MeanAveragePrecisionLoss(RankingLoss):
         axis=0,
         *,
         ranker=None,
-        reduction="sum_over_batch_size",
         name="mean_average_precision_loss",
-        dtype=None,
+        **kwargs,
     ):
-        super().__init__(
-            ranker=ranker,
-            axis=axis,
-            reduction=reduction,
-            name=name,
-            dtype=dtype,
-        )
+        super().__init__(ranker=ranker, axis=axis, name=name, **kwargs)
 
     def compute_terms(self, labels, scores, valid):
         positive, ranks, pos_ranks, num_pos = self.positive_ranks(

@@ -34,7 +34,8 @@ class RankTripletLoss(RankingLoss):
         margin: non-negative float, in rank positions. Defaults to ``1.0``.
         ranker: a ranker, a sorter, a preset name or ``None``. Defaults to
             ``None``.
-        reduction, name, dtype: as for ``keras.losses.Loss``.
+        name: the loss's name.
+        **kwargs: ``reduction`` and ``dtype``, as for ``keras.losses.Loss``.
 
     Example:
 
@@ -49,17 +50,10 @@ class RankTripletLoss(RankingLoss):
         margin=1.0,
         *,
         ranker=None,
-        reduction="sum_over_batch_size",
         name="rank_triplet_loss",
-        dtype=None,
+        **kwargs,
     ):
-        super().__init__(
-            ranker=ranker,
-            axis=-1,
-            reduction=reduction,
-            name=name,
-            dtype=dtype,
-        )
+        super().__init__(ranker=ranker, axis=-1, name=name, **kwargs)
         self.margin = check_float(margin, "margin", positive=False)
 
     def compute_terms(self, labels, scores, valid):
@@ -101,7 +95,8 @@ class RankLoss(RankingLoss):
     Args:
         ranker: a ranker, a sorter, a preset name or ``None``. Defaults to
             ``None``.
-        reduction, name, dtype: as for ``keras.losses.Loss``.
+        name: the loss's name.
+        **kwargs: ``reduction`` and ``dtype``, as for ``keras.losses.Loss``.
 
     Example:
 
@@ -115,17 +110,10 @@ class RankLoss(RankingLoss):
         self,
         *,
         ranker=None,
-        reduction="sum_over_batch_size",
         name="rank_loss",
-        dtype=None,
+        **kwargs,
     ):
-        super().__init__(
-            ranker=ranker,
-            axis=-1,
-            reduction=reduction,
-            name=name,
-            dtype=dtype,
-        )
+        super().__init__(ranker=ranker, axis=-1, name=name, **kwargs)
 
     def compute_terms(self, labels, scores, valid):
         positive, ranks, _, num_pos = self.positive_ranks(labels, scores, valid)

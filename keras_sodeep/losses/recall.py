@@ -32,7 +32,8 @@ class RecallAtKLoss(RankingLoss):
             ``None``.
         temperature: positive float, the width of the sigmoid on rank
             positions (``t`` above). Defaults to ``1.0``.
-        reduction, name, dtype: as for ``keras.losses.Loss``.
+        name: the loss's name.
+        **kwargs: ``reduction`` and ``dtype``, as for ``keras.losses.Loss``.
 
     Example:
 
@@ -48,17 +49,10 @@ class RecallAtKLoss(RankingLoss):
         temperature=1.0,
         *,
         ranker=None,
-        reduction="sum_over_batch_size",
         name="recall_at_k_loss",
-        dtype=None,
+        **kwargs,
     ):
-        super().__init__(
-            ranker=ranker,
-            axis=-1,
-            reduction=reduction,
-            name=name,
-            dtype=dtype,
-        )
+        super().__init__(ranker=ranker, axis=-1, name=name, **kwargs)
         self.k = check_ks(k)
         self.temperature = check_float(
             temperature, "temperature", positive=True

@@ -38,7 +38,8 @@ class SpearmanLoss(RankingLoss):
             ``0``.
         l1_weight: non-negative float, weight of the L1 term. Defaults to
             ``0.0``.
-        reduction, name, dtype: as for ``keras.losses.Loss``.
+        name: the loss's name.
+        **kwargs: ``reduction`` and ``dtype``, as for ``keras.losses.Loss``.
 
     Example:
 
@@ -61,17 +62,10 @@ class SpearmanLoss(RankingLoss):
         l1_weight=0.0,
         *,
         ranker=None,
-        reduction="sum_over_batch_size",
         name="spearman_loss",
-        dtype=None,
+        **kwargs,
     ):
-        super().__init__(
-            ranker=ranker,
-            axis=axis,
-            reduction=reduction,
-            name=name,
-            dtype=dtype,
-        )
+        super().__init__(ranker=ranker, axis=axis, name=name, **kwargs)
         self.l1_weight = check_float(l1_weight, "l1_weight", positive=False)
 
     def compute_terms(self, labels, scores, valid):
