@@ -1,0 +1,101 @@
+"""The per-class checklist of DESIGN §11: one row per loss or metric.
+
+`tests/test_checklist.py` runs every check on every row: unbatched and
+batched input, both axes (where the row has them), masks, sample weights,
+ties (a list's value does not depend on the order of its items, tied
+ones included), bad input, ``fit`` / ``evaluate``, the ``.keras`` round
+trip and the ``get_config`` round trip. A new loss or metric gets all of
+them by adding a row to `CASES`:
+
+```python
+Case("my_loss", lambda axis: MyLoss(axis=axis, ranker=SHARP), axes=(0, -1),
+     labels="relevance")
+```
+
+Fields:
+- ``name``: the test id.
+- ``make``: ``make(axis)`` returns a fresh loss or metric ranking along
+  ``axis`` (a row with ``axes=(-1,)`` may ignore it).
+- ``axes``: the axes the class supports, among ``(0, -1)``.
+- ``labels``: ``"real"`` (real-valued targets, as for Spearman) or
+  ``"relevance"`` (0/1 relevance; every list gets a positive and a
+  negative).
+"""
+
+import collections
+
+import keras
+
+from keras_sodeep import losses, metrics
+from keras_sodeep.ranking import SigmoidRanker
+
+Case = collections.namedtuple("Case", ["name", "make", "axes", "labels"])
+
+
+def sharp():
+    """A sharp analytic ranker: fast, deterministic, near-exact ranks."""
+    return SigmoidRanker(0.01)
+
+
+CASES = [
+    # Losses.
+    Case(
+        "spearman_loss",
+        lambda axis: losses.SpearmanLoss(axis=axis, ranker=sharp()),
+        (0, -1),
+        "real",
+    ),
+    Case(
+        "map_loss",
+        lambda axis: losses.MeanAveragePrecisionLoss(axis=axis, ranker=sharp()),
+        (0, -1),
+        "relevance",
+    ),
+    Case(
+        "recall_at_k_loss",
+        lambda axis: losses.RecallAtKLoss(k=(1, 2), ranker=sharp()),
+        (-1,),
+        "relevance",
+    ),
+    Case(
+        "rank_triplet_loss",
+        lambda axis: losses.RankTripletLoss(margin=1.0, ranker=sharp()),
+        (-1,),
+        "relevance",
+    ),
+    Case(
+        "rank_loss",
+        lambda axis: losses.RankLoss(ranker=sharp()),
+        (-1,),
+        "relevance",
+    ),
+    # Metrics.
+    Case(
+        "spearman_correlation",
+        lambda axis: metrics.SpearmanCorrelation(axis=axis, capacity=256),
+        (0, -1),
+        "real",
+    ),
+    Case(
+        "mean_average_precision",
+        lambda axis: metrics.MeanAveragePrecision(axis=axis, capacity=256),
+        (0, -1),
+        "relevance",
+    ),
+    Case(
+        "recall_at_k",
+        lambda axis: metrics.RecallAtK(k=2, axis=axis, capacity=256),
+        (0, -1),
+        "relevance",
+    ),
+    Case(
+        "hit_rate_at_k",
+        lambda axis: metrics.HitRateAtK(k=2, axis=axis, capacity=256),
+        (0, -1),
+        "relevance",
+    ),
+]
+
+
+def is_loss(obj):
+    return isinstance(obj, keras.losses.Loss)
