@@ -40,6 +40,16 @@ def check_seq_len(seq_len):
     )
 
 
+def check_list_axis(axis):
+    """``axis`` if it is 0 (the batch is the list) or -1 (rows are lists)."""
+    if isinstance(axis, bool) or axis not in (0, -1):
+        raise ValueError(
+            "`axis` should be 0 (the batch is the list) or -1 (each row "
+            f"is a list). Received: axis={axis!r}"
+        )
+    return int(axis)
+
+
 def check_float(value, name, positive=True):
     """Returns ``float(value)`` for a positive (or non-negative) number."""
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)

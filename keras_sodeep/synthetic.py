@@ -264,14 +264,7 @@ def synthetic_dataset(
     batch_size = check_int(batch_size, "batch_size")
     if num_batches is not None:
         num_batches = check_int(num_batches, "num_batches")
-    if (
-        not isinstance(start, (int, np.integer))
-        or isinstance(start, bool)
-        or start < 0
-    ):
-        raise ValueError(
-            f"`start` should be an int >= 0. Received: start={start!r}"
-        )
+    start = check_int(start, "start", minimum=0)
     if seed is None:
         seed = np.random.SeedSequence().generate_state(1)[0] >> 1
     elif not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):

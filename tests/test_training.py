@@ -264,6 +264,12 @@ def test_train_sorter_resumes_with_the_optimizer_state(tmp_path, capsys):
         )
     state = json.loads((out / "backup" / "training_metadata.json").read_text())
     assert state["epoch"] == 2
+    # An interrupted run does not resume with other arguments.
+    with pytest.raises(ValueError, match="other settings.*batch_size"):
+        train_sorter(
+            build_sorter("lstm", 8, units=4, num_layers=1),
+            **{**kwargs, "batch_size": 16},
+        )
     capsys.readouterr()
     sorter, metadata = train_sorter(
         build_sorter("lstm", 8, units=4, num_layers=1), **kwargs

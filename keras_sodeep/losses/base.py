@@ -13,7 +13,7 @@ import keras
 from keras import ops
 
 from keras_sodeep import ranking
-from keras_sodeep._checks import same_shape, unpack_y_true
+from keras_sodeep._checks import check_list_axis, same_shape, unpack_y_true
 
 # Lists along the last axis, and how to turn per-item values back into the
 # layout of `y_pred` (`per_item`: one value per item; `moved`: the axis the
@@ -43,12 +43,6 @@ def _match_rank(x, target):
     if len(target.shape) == len(x.shape) + 1 and target.shape[-1] == 1:
         return ops.expand_dims(x, -1)
     return x
-
-
-def _check_axis(axis):
-    if isinstance(axis, bool) or axis not in (0, -1):
-        raise ValueError(f"`axis` should be 0 or -1. Received: axis={axis!r}")
-    return axis
 
 
 def _get_eagerly(spec):
@@ -164,7 +158,7 @@ class RankingLoss(keras.losses.Loss):
         if isinstance(ranker, dict):
             ranker = keras.saving.deserialize_keras_object(ranker)
         self.ranker = ranker
-        self.axis = _check_axis(axis)
+        self.axis = check_list_axis(axis)
         # A string is resolved on first use (see `_get_ranker`); get_config
         # keeps the string, so a saved model loads the preset again.
         self._ranker = None if isinstance(ranker, str) else ranking.get(ranker)

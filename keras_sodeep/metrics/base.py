@@ -3,9 +3,12 @@
 import keras
 from keras import ops
 
-from keras_sodeep._checks import check_int, same_shape, unpack_y_true
-
-_AXES = (0, -1)
+from keras_sodeep._checks import (
+    check_int,
+    check_list_axis,
+    same_shape,
+    unpack_y_true,
+)
 
 MAX_CAPACITY = 100_000
 """The most samples the ``axis=0`` buffers hold by default."""
@@ -96,11 +99,7 @@ class RankingMetric(keras.metrics.Metric):
 
     def __init__(self, axis=0, capacity=None, name=None, dtype=None, **kw):
         super().__init__(name=name, dtype=dtype, **kw)
-        if isinstance(axis, bool) or axis not in _AXES:
-            raise ValueError(
-                "`axis` should be 0 (the batch is the list) or -1 (each row "
-                f"is a list). Received: axis={axis!r}"
-            )
+        axis = check_list_axis(axis)
         if capacity is not None:
             capacity = check_int(capacity, "capacity")
         self.axis = int(axis)

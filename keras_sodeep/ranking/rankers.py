@@ -246,6 +246,12 @@ class SorterRanker(Ranker):
     ``L`` raises a ``ValueError`` (checked at trace time when the length is
     static).
 
+    Recording hook: when the sorter has a ``_score_recorder`` attribute
+    that is not ``None``, an object with a ``record(lists)`` method, the
+    ranker hands it every batch of padded lists it passes to the sorter
+    (``keras_sodeep.callbacks.SorterFinetuning`` installs one to fine-tune
+    the sorter on them). This is the whole interface between the two.
+
     Args:
         sorter: a ``keras_sodeep.sorters.Sorter`` (any Keras model with a
             ``seq_len`` attribute, ``None`` for length-generic, called as
@@ -303,8 +309,7 @@ class SorterRanker(Ranker):
         valid = None if mask is None else ops.reshape(mask, (-1, n_dyn))
         length = n_dyn if seq_len is None else seq_len
         padded = pad_below_minimum(flat, valid, seq_len)
-        # `keras_sodeep.callbacks.SorterFinetuning` collects the lists the
-        # sorter sees through this hook.
+        # The recording hook (see the class docstring).
         recorder = getattr(self.sorter, "_score_recorder", None)
         if recorder is not None:
             recorder.record(ops.stop_gradient(padded))
