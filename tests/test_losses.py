@@ -751,3 +751,13 @@ def test_preset_name_keeps_its_weights_in_fit_and_after_save(rng, tmp_path):
     np.testing.assert_allclose(
         restored.evaluate(x, y, batch_size=64, verbose=0), expected, rtol=1e-5
     )
+
+
+def test_ranker_is_keyword_only():
+    with pytest.raises(ValueError, match="axis"):
+        SpearmanLoss(SigmoidRanker(0.1))
+    with pytest.raises(TypeError):
+        RankTripletLoss(1.0, SigmoidRanker(0.1))
+    assert isinstance(
+        RankLoss(ranker=SigmoidRanker(0.1))._get_ranker(), SigmoidRanker
+    )

@@ -470,3 +470,13 @@ def test_save_preset_leaves_the_optimizer_out(tmp_path):
     assert sum(sizes) == sorter.count_params()
     loaded = pretrained(str(tmp_path / "p"))
     np.testing.assert_allclose(loaded(x), sorter(x), rtol=1e-6, atol=1e-6)
+
+
+def test_no_public_name_shadows_a_module():
+    import keras_sodeep
+    import keras_sodeep.preset_store as store
+    import keras_sodeep.presets  # noqa: F401 (the shipped data folder)
+
+    assert callable(keras_sodeep.presets) and callable(keras_sodeep.pretrained)
+    assert store.save_preset is save_preset
+    assert keras_sodeep.presets is presets
