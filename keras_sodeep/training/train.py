@@ -150,7 +150,13 @@ def _sorter_settings(sorter):
 
 
 def _refuse_other_settings(output_dir, recorded, settings):
-    """Raises if a run in `output_dir` had other settings than this one."""
+    """Raises if a run in `output_dir` had other settings than this one.
+
+    Runs recorded before settings were recorded (``recorded`` is None) are
+    not checked.
+    """
+    if recorded is None:
+        return
     differ = sorted(
         key
         for key in set(recorded) | set(settings)
@@ -178,7 +184,7 @@ def _finished_preset(output_dir, settings):
     if not os.path.isfile(metadata_path) or os.path.isdir(backup_dir):
         return None
     metadata = _read_json(metadata_path)
-    _refuse_other_settings(output_dir, metadata.get("settings", {}), settings)
+    _refuse_other_settings(output_dir, metadata.get("settings"), settings)
     io_utils.print_msg(
         f"{output_dir} already holds a trained preset; loading it."
     )
@@ -194,9 +200,7 @@ def _resume_point(output_dir, checkpoint_every, steps, settings):
     progress = {}
     if os.path.isfile(progress_path):
         progress = _read_json(progress_path)
-        _refuse_other_settings(
-            output_dir, progress.get("settings", {}), settings
-        )
+        _refuse_other_settings(output_dir, progress.get("settings"), settings)
     if not os.path.isfile(state_path):
         return 0, 0.0
     initial_epoch = int(_read_json(state_path)["epoch"])
