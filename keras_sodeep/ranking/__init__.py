@@ -34,13 +34,13 @@ from keras_sodeep.ranking.registry import (
 )
 
 __all__ = [
-    "check_mask",
     "DEFAULT_RANKER",
     "ExactRanker",
     "NeuralSortRanker",
     "Ranker",
     "SigmoidRanker",
     "SorterRanker",
+    "check_mask",
     "exact_rank",
     "get",
     "pad_below_minimum",
