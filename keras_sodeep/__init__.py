@@ -35,12 +35,17 @@ from keras_sodeep import (
 )
 from keras_sodeep.callbacks import RetrievalEvaluation, SorterFinetuning
 from keras_sodeep.losses import (
+    CalibrationLoss,
+    CrossBatchMemory,
     MeanAveragePrecisionLoss,
     RankingLoss,
     RankLoss,
     RankTripletLoss,
     RecallAtKLoss,
+    ROADMAPLoss,
     SpearmanLoss,
+    SupAPLoss,
+    SupRecallAtKLoss,
 )
 from keras_sodeep.preset_store import presets, pretrained
 from keras_sodeep.ranking import (
@@ -69,6 +74,8 @@ __all__ = [
     "retrieval",
     "sorters",
     "CNNSorter",
+    "CalibrationLoss",
+    "CrossBatchMemory",
     "ExactRanker",
     "GRUSorter",
     "HistogramSorter",
@@ -78,6 +85,7 @@ __all__ = [
     "RankLoss",
     "RankingLoss",
     "RankTripletLoss",
+    "ROADMAPLoss",
     "Ranker",
     "RetrievalEvaluation",
     "RecallAtKLoss",
@@ -86,6 +94,8 @@ __all__ = [
     "SorterFinetuning",
     "SorterRanker",
     "SpearmanLoss",
+    "SupAPLoss",
+    "SupRecallAtKLoss",
     "exact_rank",
     "pretrained",
     "presets",

@@ -15,8 +15,11 @@ backends, the first use should be eager, or pass
 ``keras_sodeep.pretrained(name)``.)
 
 One module per family: `spearman`, `average_precision`, `recall`, `hinge`
-(rank triplet and rank-sum losses), over the base class `RankingLoss`
-(`base`), with which a user writes a rank loss as one method.
+(rank triplet and rank-sum losses), `suprank` (SupAP, SupRecall@k and
+ROADMAP, on their own upper-bound rank) and `calibration`, over the base
+class `RankingLoss` (`base`), with which a user writes a rank loss as one
+method; `memory` holds `CrossBatchMemory`, which lets any embedding loss
+rank each query against the batch and the last embeddings seen.
 
 Conventions shared by the losses:
 
@@ -56,17 +59,29 @@ Conventions shared by the losses:
 
 from keras_sodeep.losses.average_precision import MeanAveragePrecisionLoss
 from keras_sodeep.losses.base import RankingLoss
+from keras_sodeep.losses.calibration import CalibrationLoss
 from keras_sodeep.losses.hinge import RankLoss, RankTripletLoss
+from keras_sodeep.losses.memory import CrossBatchMemory
 from keras_sodeep.losses.recall import RecallAtKLoss
 from keras_sodeep.losses.spearman import SpearmanLoss
+from keras_sodeep.losses.suprank import (
+    ROADMAPLoss,
+    SupAPLoss,
+    SupRecallAtKLoss,
+)
 from keras_sodeep.ranking import DEFAULT_RANKER
 
 __all__ = [
     "DEFAULT_RANKER",
+    "CalibrationLoss",
+    "CrossBatchMemory",
     "MeanAveragePrecisionLoss",
+    "ROADMAPLoss",
     "RankLoss",
     "RankTripletLoss",
     "RankingLoss",
     "RecallAtKLoss",
     "SpearmanLoss",
+    "SupAPLoss",
+    "SupRecallAtKLoss",
 ]

@@ -61,30 +61,52 @@ def _get_eagerly(spec):
     return ranking.get(spec)
 
 
-def embedding_lists(labels, embeddings, mask=None):
+def unit_embeddings(embeddings):
+    """Embeddings scaled to unit L2 norm (a zero row stays zero)."""
+    norm = ops.sqrt(ops.sum(ops.square(embeddings), axis=-1, keepdims=True))
+    return embeddings / ops.maximum(norm, 1e-12)
+
+
+def embedding_lists(labels, embeddings, mask=None, reference=None):
     """Cosine-similarity lists of a batch of embeddings, self-pairs out.
 
     Returns ``(relevance, scores, valid)`` of shape ``(B, B)``: row ``q``
     ranks the other samples by cosine similarity to sample ``q``; the
     samples with its label are relevant; labels < 0 and ``False`` mask
     entries mark padding.
+
+    ``reference``, optional: ``(unit, labels, valid)`` of ``R`` more
+    gallery items (unit-norm embeddings ``(R, D)``, labels ``(R,)``, bool
+    ``(R,)``), such as a cross-batch memory; they become ``R`` more columns,
+    ``(B, B + R)`` in all. They are gallery items only, never queries.
     """
     labels = ops.reshape(labels, (-1,))
     valid = labels >= 0
     if mask is not None:
         mask = ops.reshape(ops.convert_to_tensor(mask), (-1,))
         valid = ops.logical_and(valid, ops.not_equal(mask, 0))
-    norm = ops.sqrt(ops.sum(ops.square(embeddings), axis=-1, keepdims=True))
-    unit = embeddings / ops.maximum(norm, 1e-12)
-    scores = ops.matmul(unit, ops.transpose(unit))
+    unit = unit_embeddings(embeddings)
+    size = ops.shape(unit)[0]
+    not_self = ops.logical_not(ops.cast(ops.eye(size), "bool"))
+    gallery, gallery_labels, gallery_valid = unit, labels, valid
+    if reference is not None:
+        ref_unit, ref_labels, ref_valid = reference
+        ref_labels = ops.cast(ops.reshape(ref_labels, (-1,)), labels.dtype)
+        gallery = ops.concatenate([unit, ops.cast(ref_unit, unit.dtype)], 0)
+        gallery_labels = ops.concatenate([labels, ref_labels], 0)
+        gallery_valid = ops.concatenate([valid, ref_valid], 0)
+        not_self = ops.concatenate(
+            [not_self, ops.ones((size, ops.shape(ref_unit)[0]), "bool")], 1
+        )
+    scores = ops.matmul(unit, ops.transpose(gallery))
     relevance = ops.cast(
-        ops.equal(ops.expand_dims(labels, 1), ops.expand_dims(labels, 0)),
+        ops.equal(
+            ops.expand_dims(labels, 1), ops.expand_dims(gallery_labels, 0)
+        ),
         scores.dtype,
     )
-    size = ops.shape(scores)[0]
-    not_self = ops.logical_not(ops.cast(ops.eye(size), "bool"))
     pair_valid = ops.logical_and(
-        ops.expand_dims(valid, 1), ops.expand_dims(valid, 0)
+        ops.expand_dims(valid, 1), ops.expand_dims(gallery_valid, 0)
     )
     return relevance, scores, ops.logical_and(pair_valid, not_self)
 
@@ -219,8 +241,12 @@ class RankingLoss(keras.losses.Loss):
             len(label_shape) == 2 and label_shape[-1] == 1
         )
 
-    def _standardize(self, y_true, y_pred):
-        """Checks the inputs; returns `_Lists` along the last axis."""
+    def _standardize(self, y_true, y_pred, reference=None):
+        """Checks the inputs; returns `_Lists` along the last axis.
+
+        ``reference``: more gallery items for embeddings (see
+        `embedding_lists`); used by ``CrossBatchMemory``.
+        """
         labels, mask = unpack_y_true(y_true)
         labels = ops.convert_to_tensor(labels, dtype=self.dtype)
         y_pred = ops.convert_to_tensor(y_pred, dtype=self.dtype)
@@ -231,7 +257,9 @@ class RankingLoss(keras.losses.Loss):
                 f"y_pred.shape={tuple(y_pred.shape)}"
             )
         if self._is_embeddings(labels, y_pred):
-            relevance, scores, valid = embedding_lists(labels, y_pred, mask)
+            relevance, scores, valid = embedding_lists(
+                labels, y_pred, mask, reference
+            )
             return _Lists(relevance, scores, valid, False, None)
         original = tuple(labels.shape)
         labels = _match_rank(labels, y_pred)
@@ -277,7 +305,10 @@ class RankingLoss(keras.losses.Loss):
     # -- values -----------------------------------------------------------
 
     def call(self, y_true, y_pred):
-        lists = self._standardize(y_true, y_pred)
+        return self._values(self._standardize(y_true, y_pred))
+
+    def _values(self, lists):
+        """Per-sample values of standardized lists, scaled for reduction."""
         terms, list_valid = self.compute_terms(
             lists.labels, lists.scores, lists.valid
         )
