@@ -66,7 +66,8 @@ class CalibrationLoss(RankingLoss):
     >>> import keras, numpy as np
     >>> from keras_sodeep.losses import CalibrationLoss
     >>> loss = CalibrationLoss()
-    >>> y_true, y_pred = np.array([[1.0, 0.0, 0.0]]), np.array([[0.7, 0.8, 0.5]])
+    >>> y_true = np.array([[1.0, 0.0, 0.0]])
+    >>> y_pred = np.array([[0.7, 0.8, 0.5]])
     >>> round(float(loss(y_true, y_pred)), 4)  # 0.2 + 0.2
     0.4
     >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8)])
