@@ -15,6 +15,10 @@ analytic rankers in its place, on data that ships with scikit-learn:
   the others); ``RecallAtKLoss`` and ``RankTripletLoss`` against a
   batch-hard triplet loss on cosine similarity; metric: Recall@1
   (`keras_sodeep.retrieval.recall_at_k`) of 8-dimensional embeddings.
+  The SupRank / ROADMAP losses (``SupAPLoss``, ``ROADMAPLoss``,
+  ``SupRecallAtKLoss``, their own rank, no ranker) run there too, each
+  alone and inside a ``CrossBatchMemory`` of 256 embeddings (warm-up 30
+  steps, about two epochs).
 
 The SoDeep rows use a pretrained length-generic sorter
 (``keras_sodeep.pretrained("histogram")`` by default, shipped with the
@@ -31,6 +35,7 @@ spread".
 python benchmarks/downstream.py                 # the README table
 python benchmarks/downstream.py --quick         # a smoke run (1 seed)
 python benchmarks/downstream.py --sorter PATH   # another preset or folder
+python benchmarks/downstream.py --task retrieval  # one task only
 ```
 """
 
@@ -50,10 +55,14 @@ from sklearn.datasets import load_diabetes, load_digits  # noqa: E402
 from sklearn.metrics import average_precision_score  # noqa: E402
 
 from keras_sodeep.losses import (  # noqa: E402
+    CrossBatchMemory,
     MeanAveragePrecisionLoss,
     RankTripletLoss,
     RecallAtKLoss,
+    ROADMAPLoss,
     SpearmanLoss,
+    SupAPLoss,
+    SupRecallAtKLoss,
 )
 from keras_sodeep.preset_store import pretrained  # noqa: E402
 from keras_sodeep.ranking import (  # noqa: E402
@@ -226,6 +235,17 @@ TASKS = [
 ]
 
 
+# SupRank / ROADMAP rows: their own rank, so no ranker; each also with a
+# cross-batch memory (about 30 % of the ~900 training images).
+SUPRANK_LOSSES = {
+    "SupAPLoss": SupAPLoss,
+    "ROADMAPLoss": ROADMAPLoss,
+    "SupRecallAtKLoss": SupRecallAtKLoss,
+}
+MEMORY_SIZE = 256
+MEMORY_WARMUP = 30
+
+
 def configurations(sorter, sorter_label):
     """(task, metric, loss label, ranker label, run(seed)) for every row."""
     rows = []
@@ -274,6 +294,17 @@ def configurations(sorter, sorter_label):
             lambda: RankTripletLoss(ranker=ranks[sorter_label]()),
         )
     )
+    for label, make in SUPRANK_LOSSES.items():
+        retrieval_rows.append((label, "-", make))
+        retrieval_rows.append(
+            (
+                f"{label} + memory ({MEMORY_SIZE})",
+                "-",
+                lambda make=make: CrossBatchMemory(
+                    make(), size=MEMORY_SIZE, warmup_steps=MEMORY_WARMUP
+                ),
+            )
+        )
     for label, name, make_loss in retrieval_rows:
         add(
             "Open-set retrieval (digits 5-9)",
@@ -322,6 +353,29 @@ def verdicts(results, sorter_label):
     return lines
 
 
+def best_rows(results):
+    """Per task: the best trained row and its lead over the next best."""
+    lines = []
+    for task in dict.fromkeys(r[0] for r in results):
+        rows = sorted(
+            (r for r in results if r[0] == task and r[4] > 0),
+            key=lambda r: -r[5],
+        )
+        if len(rows) < 2:
+            continue
+        (_, _, label, ranker, _, mean, std), second = rows[0], rows[1]
+        lines.append(
+            f"- {task}: best {label} ({ranker}) {mean:.4f} ± {std:.4f}, "
+            f"{mean - second[5]:+.4f} over the next best, {second[2]} "
+            f"({second[3]}) {second[5]:.4f} ± {second[6]:.4f}."
+        )
+    return lines
+
+
+TASK_NAMES = {"regression": regression, "multilabel": multilabel}
+TASK_NAMES["retrieval"] = retrieval
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=5)
@@ -334,14 +388,23 @@ def main(argv=None):
         "--quick", action="store_true", help="1 seed, few epochs: a smoke run"
     )
     parser.add_argument(
+        "--task",
+        choices=sorted(TASK_NAMES),
+        help="run one task only (default: all three)",
+    )
+    parser.add_argument(
         "--output",
-        default=os.path.join(
-            os.path.dirname(os.path.abspath(__file__)),
-            "results",
-            "downstream.md",
-        ),
+        help="the Markdown table (default: benchmarks/results/"
+        "downstream.md, or downstream_TASK.md with --task)",
     )
     args = parser.parse_args(argv)
+    if args.output is None:
+        suffix = f"_{args.task}" if args.task else ""
+        args.output = os.path.join(
+            os.path.dirname(os.path.abspath(__file__)),
+            "results",
+            f"downstream{suffix}.md",
+        )
     seeds = 1 if args.quick else args.seeds
     scale = 0.2 if args.quick else 1.0
     start = time.time()
@@ -352,6 +415,8 @@ def main(argv=None):
     )
     results = []
     rows = configurations(sorter, sorter_label)
+    if args.task:
+        rows = [row for row in rows if row[5] is TASK_NAMES[args.task]]
     for task, metric, label, ranker, make_loss, run in rows:
         epochs = max(1, int(EPOCHS[run] * scale))
         loss = make_loss()
@@ -376,6 +441,9 @@ def main(argv=None):
         f"({seeds} seeds) |",
         "|---|---|---|---|---|---|",
     ]
+    command = "python benchmarks/downstream.py " + " ".join(
+        argv if argv is not None else sys.argv[1:]
+    )
     for task, metric, label, ranker, epochs, mean, std in results:
         lines.append(
             f"| {task} | {metric} | {label} | {ranker} | {epochs} | "
@@ -383,13 +451,16 @@ def main(argv=None):
         )
     lines += ["", "Verdicts (the SoDeep loss with the learned sorter):", ""]
     lines += verdicts(results, sorter_label)
+    lines += ["", "Best trained row per task:", ""]
+    lines += best_rows(results)
     lines += [
         "",
         f"Learned sorter: `{args.sorter}` (L1 {sorter_l1:.4f} on 1,000 "
         f"lists of 64). Batch size {BATCH_SIZE}. Total {minutes:.1f} min on "
         f"{platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs, keras {keras.__version__}, "
-        f"backend {keras.backend.backend()}.",
+        f"backend {keras.backend.backend()}. Command: "
+        f"`{command.strip()}`.",
     ]
     table = "\n".join(lines)
     print()
