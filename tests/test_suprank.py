@@ -301,7 +301,10 @@ def test_sup_ap_keeps_a_gradient_for_a_far_negative():
         (lambda: SupAPLoss(margin=-1.0), "`margin` should be"),
         (lambda: SupAPLoss(ranker="exact"), "takes no `ranker`"),
         (lambda: SupRecallAtKLoss(k=0), "`k` should be"),
-        (lambda: SupRecallAtKLoss(rank_temperature=-1), "`temperature`"),
+        (
+            lambda: SupRecallAtKLoss(rank_temperature=-1),
+            "`rank_temperature`",
+        ),
         (lambda: CalibrationLoss(positive_margin="a"), "`positive_margin`"),
         (lambda: ROADMAPLoss(calibration_weight=-1), "`calibration_weight`"),
     ],

@@ -55,8 +55,10 @@ def sup_ranks(labels, scores, valid, temperature, margin, slope, offset, jump):
 class _SupRankArgs:
     """The parameters of the SupRank rank, checked, and their config."""
 
-    def _set_rank_args(self, temperature, margin, slope, offset, jump):
-        self._rank_temperature = check_float(temperature, "temperature")
+    def _set_rank_args(
+        self, temperature, margin, slope, offset, jump, name="temperature"
+    ):
+        self._rank_temperature = check_float(temperature, name)
         self.margin = check_float(margin, "margin", positive=False)
         self.slope = check_float(slope, "slope", positive=False)
         self.offset = check_float(offset, "offset", positive=False)
@@ -233,7 +235,9 @@ class SupRecallAtKLoss(_SupRankArgs, RankingLoss):
         super().__init__(axis=-1, name=name, **kwargs)
         self.k = check_ks(k)
         self.temperature = check_float(temperature, "temperature")
-        self._set_rank_args(rank_temperature, margin, slope, offset, jump)
+        self._set_rank_args(
+            rank_temperature, margin, slope, offset, jump, "rank_temperature"
+        )
         self.rank_temperature = self._rank_temperature
 
     def compute_terms(self, labels, scores, valid):
