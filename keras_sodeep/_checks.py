@@ -63,6 +63,15 @@ def check_float(value, name, positive=True):
     return float(value)
 
 
+def check_bool(value, name):
+    """Returns ``value`` if it is a bool, else raises a ``TypeError``."""
+    if not isinstance(value, bool):
+        raise TypeError(
+            f"`{name}` should be a bool. Received: {name}={value!r}"
+        )
+    return value
+
+
 def check_ks(k):
     """A positive int or a non-empty sequence of them, as a tuple of ints."""
     if _is_int(k):

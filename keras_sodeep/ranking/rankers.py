@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_sodeep._checks import check_float
+from keras_sodeep._checks import check_bool, check_float
 from keras_sodeep.ranking.exact import (
     check_mask,
     exact_rank,
@@ -101,6 +101,27 @@ class _TemperatureRanker(Ranker):
         return config
 
 
+def _list_spread(scores, mask):
+    """Standard deviation of each list's unmasked items, shape (..., 1).
+
+    Population standard deviation (``ddof=0``) over the unmasked items,
+    without gradient; 1 where it is 0 (a constant list, one item, no item)
+    or not finite. Masked items never reach it: ``scores`` should hold a
+    finite value (e.g. 0) at masked positions.
+    """
+    x = ops.stop_gradient(scores)
+    if mask is None:
+        weight = ops.ones_like(x)
+    else:
+        weight = ops.cast(mask, x.dtype)
+    count = ops.maximum(ops.sum(weight, axis=-1, keepdims=True), 1.0)
+    mean = ops.sum(weight * x, axis=-1, keepdims=True) / count
+    var = ops.sum(weight * ops.square(x - mean), axis=-1, keepdims=True)
+    var = var / count
+    ok = ops.logical_and(var > 0, ops.isfinite(var))
+    return ops.where(ok, ops.sqrt(ops.where(ok, var, 1.0)), 1.0)
+
+
 @keras.saving.register_keras_serializable(package="keras_sodeep")
 class SigmoidRanker(_TemperatureRanker):
     """Pairwise sigmoid ranks: the SoDeep paper's handcrafted sorter.
@@ -108,19 +129,31 @@ class SigmoidRanker(_TemperatureRanker):
     Each item counts, softly, the items that score higher:
 
     ```
-    r_i = 1 + sum_{j != i, j unmasked} sigmoid((x_j - x_i) / temperature)
+    r_i = 1 + sum_{j != i, j unmasked} sigmoid((x_j - x_i) / (t * s))
+    s = 1                                  if relative=False
+    s = std of the list's unmasked items   if relative=True (1 if it is 0)
     ```
 
-    The paper writes ``lambda = 1 / temperature = 10``. As the temperature
-    goes to 0 the ranks tend to the exact tie-averaged ranks (a tied pair
-    contributes ``sigmoid(0) = 1/2``). The temperature is in the units of
-    the scores: it should be small against the gaps between the scores to
-    rank sharply, and large enough to pass gradient. Length-generic; cost
-    O(n^2) time and memory per list.
+    with ``t`` the temperature. The paper writes ``lambda = 1 / t = 10``
+    (``relative=False``). As the temperature goes to 0 the ranks tend to the
+    exact tie-averaged ranks (a tied pair contributes ``sigmoid(0) = 1/2``).
+
+    With ``relative=False`` the temperature is in the units of the scores:
+    it should be small against the gaps between the scores to rank sharply,
+    and large enough to pass gradient, so a temperature that suits scores of
+    unit spread is too sharp for scores 100x larger (almost no gradient) and
+    too blunt for scores 100x smaller. With ``relative=True`` it is a
+    fraction of each list's spread ``s``, the population standard deviation
+    of its unmasked items, computed without gradient: the ranks are then
+    invariant to any positive affine map ``x -> a x + b`` of a list.
+    Length-generic; cost O(n^2) time and memory per list.
 
     Args:
-        temperature: positive float, the width of the sigmoid in score
-            units. Defaults to ``0.1``.
+        temperature: positive float, the width of the sigmoid: in score
+            units, or a fraction of the list's standard deviation with
+            ``relative=True``. Defaults to ``0.1``.
+        relative: bool, whether the temperature is relative to each list's
+            spread. Defaults to ``False``.
 
     Example:
 
@@ -129,19 +162,39 @@ class SigmoidRanker(_TemperatureRanker):
     >>> ranks = SigmoidRanker(temperature=0.01)(np.array([0.5, 2.0, -1.0]))
     >>> np.round(np.asarray(ranks), 3).tolist()
     [2.0, 1.0, 3.0]
+    >>> scale_free = SigmoidRanker(temperature=0.3, relative=True)
+    >>> x = np.array([0.5, 2.0, -1.0, 0.7])
+    >>> [round(float(r), 3) for r in scale_free(x)]
+    [2.652, 1.026, 3.986, 2.336]
+    >>> np.allclose(scale_free(x), scale_free(100 * x), atol=1e-5)
+    True
     """
 
-    def __init__(self, temperature=0.1, **kwargs):
+    def __init__(self, temperature=0.1, relative=False, **kwargs):
         super().__init__(temperature, **kwargs)
+        self.relative = check_bool(relative, "relative")
 
     def rank(self, scores, mask):
+        if mask is not None:
+            # Masked items (even NaN) reach neither the values nor, through
+            # the second `where` below, the gradients.
+            scores = ops.where(mask, scores, ops.zeros_like(scores))
+        width = self.temperature
+        if self.relative:
+            spread = _list_spread(scores, mask)  # (..., 1)
+            width = width * ops.expand_dims(spread, -1)  # (..., 1, 1)
         # diff[..., i, j] = x_j - x_i; the diagonal adds sigmoid(0) = 1/2.
         diff = ops.expand_dims(scores, -2) - ops.expand_dims(scores, -1)
-        above = ops.sigmoid(diff / self.temperature)
+        above = ops.sigmoid(diff / width)
         if mask is not None:
             valid = ops.expand_dims(mask, -2)
             above = ops.where(valid, above, ops.zeros_like(above))
         return 0.5 + ops.sum(above, axis=-1)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"relative": self.relative})
+        return config
 
 
 @keras.saving.register_keras_serializable(package="keras_sodeep")
