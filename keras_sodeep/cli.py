@@ -260,6 +260,7 @@ def _evaluate(args):
         seed=seed,
         lengths=args.lengths,
         length_lists=args.length_lists,
+        held_out_lists=args.held_out_lists,
     )
     if args.json:
         print(json.dumps(figures, indent=2))
@@ -280,13 +281,15 @@ def _add_evaluate_command(subparsers):
             "Measures how close a sorter or ranker comes to the exact ranks "
             "on synthetic lists (the paper's Table 1 protocol): L1 of the "
             "normalized ranks, Spearman rho, the fraction of lists ranked "
-            "exactly, and the L1 on rescaled lists."
+            "exactly, the L1 on rescaled lists, and the L1 on each held-out "
+            "distribution with the worst of them."
         ),
     )
     parser.add_argument(
         "sorter",
         help="a preset folder or name, 'sigmoid[:TEMPERATURE]' (e.g. "
-        "sigmoid:0.1, the paper's lambda = 10), 'neuralsort[:TEMPERATURE]', "
+        "sigmoid:0.1, the paper's lambda = 10), 'sigmoid:T:relative' (T "
+        "a fraction of each list's std), 'neuralsort[:TEMPERATURE]', "
         "'exact', or 'untrained:ARCH' (an untrained sorter, a baseline)",
     )
     parser.add_argument("--num-lists", type=int, default=10000)
@@ -314,6 +317,14 @@ def _add_evaluate_command(subparsers):
         type=int,
         default=1000,
         help="lists per length of the sweep",
+    )
+    parser.add_argument(
+        "--held-out-lists",
+        type=int,
+        default=None,
+        help="lists per held-out distribution (wide, cauchy, exponential, "
+        "clusters, near_ties, cosine); 0 skips them (default: "
+        "min(--num-lists, 1000))",
     )
     parser.add_argument(
         "--json", action="store_true", help="print the figures as JSON"

@@ -5,7 +5,7 @@
 from after a crash, and exports the result as a preset folder (see
 `keras_sodeep.preset_store`). `evaluate_ranker` measures how close a sorter or
 a ranker comes to the exact ranks, with the protocol of the paper's Table 1
-(DESIGN §9.1).
+(DESIGN §9.1), and on held-out distributions (`held_out_figures`).
 """
 
 from keras_sodeep.training.fidelity import (
@@ -13,6 +13,8 @@ from keras_sodeep.training.fidelity import (
     evaluate_ranker,
     fidelity_figures,
     fidelity_table,
+    held_out_figures,
+    held_out_table,
 )
 from keras_sodeep.training.train import (
     cpu_model,
@@ -27,5 +29,7 @@ __all__ = [
     "fidelity_figures",
     "fidelity_table",
     "hardware_description",
+    "held_out_figures",
+    "held_out_table",
     "train_sorter",
 ]
