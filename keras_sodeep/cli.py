@@ -14,7 +14,6 @@ keras-sodeep bench --untrained gru  # cost of the rankers in SpearmanLoss
 
 import argparse
 import json
-import os
 import sys
 
 from keras_sodeep.sorters import ARCHITECTURES
@@ -467,8 +466,11 @@ def build_parser():
 
 
 def main(argv=None):
-    """Entry point of the `keras-sodeep` command."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """Runs the `keras-sodeep` command; returns its exit code.
+
+    The console script enters through ``_keras_sodeep_cli.main``, which
+    first imports TensorFlow without its start-up lines.
+    """
     args = build_parser().parse_args(argv)
     return args.func(args)
 

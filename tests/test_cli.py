@@ -1,4 +1,12 @@
+import os
+import re
+import shutil
+import subprocess
+import sys
+
 from keras_sodeep import cli
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_demo_trains_with_both_losses(capsys):
@@ -12,3 +20,25 @@ def test_demo_trains_with_both_losses(capsys):
     assert set(rows) == {"mse", "SpearmanLoss"}
     for before, after in rows.values():
         assert -1.0 <= before <= 1.0 and after > before
+
+
+def test_console_entry_prints_only_its_own_lines():
+    """Issue 13: no TensorFlow / absl / CUDA start-up lines on stderr."""
+    script = os.path.join(os.path.dirname(sys.executable), "keras-sodeep")
+    script = script if os.path.isfile(script) else shutil.which("keras-sodeep")
+    if script:
+        command = [script, "presets"]
+    else:  # not installed: the same entry, as a module of the checkout
+        command = [sys.executable, "-m", "_keras_sodeep_cli", "presets"]
+    env = dict(os.environ)
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # as a user's shell has it
+    result = subprocess.run(
+        command, capture_output=True, text=True, env=env, cwd=REPO, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    noise = re.compile(
+        r"absl|tensorflow|oneDNN|cuda|cpu_feature_guard|^[IWEF]\d{4} ",
+        re.IGNORECASE | re.MULTILINE,
+    )
+    assert not noise.search(result.stderr), result.stderr
+    assert result.stdout.startswith(("| preset |", "No pretrained"))
