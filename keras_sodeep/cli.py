@@ -9,11 +9,13 @@ keras-sodeep presets              # the pretrained sorters and their fidelity
 keras-sodeep train --arch lstm --output DIR   # train a sorter (re-run resumes)
 keras-sodeep evaluate sigmoid:0.1 # fidelity of a sorter or ranker
 keras-sodeep bench --untrained gru  # cost of the rankers in SpearmanLoss
+keras-sodeep bench --surrogate    # what each ranker does for a rank loss
 ```
 """
 
 import argparse
 import json
+import os
 import sys
 
 from keras_sodeep.sorters import ARCHITECTURES
@@ -343,8 +345,58 @@ def _parse_list(cast, name):
     return parse
 
 
+def _load_benchmark(name):
+    """Imports ``benchmarks/<name>.py`` of the source tree.
+
+    Benchmark code stays out of the package's import path (DESIGN §2); it
+    ships with a source checkout, beside the package.
+    """
+    import importlib.util
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.path.join(root, "benchmarks", f"{name}.py")
+    if not os.path.isfile(path):
+        raise SystemExit(
+            f"This command runs benchmarks/{name}.py from a source checkout "
+            f"of keras_sodeep; it is not at {path}."
+        )
+    spec = importlib.util.spec_from_file_location(f"_sodeep_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _bench_surrogate(args):
+    """Runs the surrogate-quality benchmark (DESIGN 9.4)."""
+    surrogate = _load_benchmark("surrogate")
+    command = ["keras-sodeep bench --surrogate"] + ["--quick"] * args.quick
+    for flag in ("sizes", "scales", "cases", "rankers"):
+        if getattr(args, flag):
+            values = ",".join(map(str, getattr(args, flag)))
+            command.append(f"--{flag} {values}")
+    for flag, default in (("seeds", None), ("steps", 100), ("seed", 0)):
+        if getattr(args, flag) != default:
+            command.append(f"--{flag} {getattr(args, flag)}")
+    return surrogate.main(
+        rankers=args.rankers,
+        quick=args.quick,
+        sizes=args.sizes,
+        scales=args.scales or surrogate.SCALES,
+        cases=args.cases or surrogate.CASES,
+        seeds=args.seeds,
+        steps=args.steps,
+        seed=args.seed,
+        output=args.output,
+        json_path=args.json,
+        command=" ".join(command),
+        log=None if args.quiet else lambda line: print(line, file=sys.stderr),
+    )
+
+
 def _bench(args):
     """Prints the cost of each ranker inside SpearmanLoss (DESIGN 9.2)."""
+    if args.surrogate:
+        return _bench_surrogate(args)
     from keras_sodeep import benchmarking
 
     rankers = args.rankers
@@ -357,7 +409,7 @@ def _bench(args):
     machine = benchmarking.machine_description()
     records = benchmarking.benchmark_rankers(
         rankers,
-        sizes=args.sizes,
+        sizes=args.sizes or benchmarking.SIZES,
         modes=args.modes,
         batch_size=args.batch_size,
         features=args.features,
@@ -394,8 +446,9 @@ def _add_bench_command(subparsers):
     parser.add_argument(
         "--sizes",
         type=_parse_list(int, "sizes"),
-        default=(16, 100, 1000, 10000),
-        help="comma-separated list lengths (default: 16,100,1000,10000)",
+        default=None,
+        help="comma-separated list lengths (default: 16,100,1000,10000; "
+        "with --surrogate 16,100,1000)",
     )
     parser.add_argument(
         "--modes",
@@ -408,8 +461,9 @@ def _add_bench_command(subparsers):
         type=_parse_list(str, "rankers"),
         default=None,
         help="comma-separated rankers: exact, default, sigmoid[:T], "
-        "neuralsort[:T], untrained:ARCH, preset names or folders (default: "
-        "exact, default, neuralsort:1.0 and the installed presets)",
+        "sigmoid:T:relative, neuralsort[:T], untrained:ARCH, preset names "
+        "or folders (default: exact, default, neuralsort:1.0 and the "
+        "installed presets; with --surrogate, see benchmarks/surrogate.py)",
     )
     parser.add_argument(
         "--untrained",
@@ -446,6 +500,45 @@ def _add_bench_command(subparsers):
     parser.add_argument("--json", help="also write the records to this file")
     parser.add_argument(
         "--quiet", action="store_true", help="no progress lines on stderr"
+    )
+    surrogate = parser.add_argument_group(
+        "surrogate quality (--surrogate)",
+        "Free scores optimized with Adam on each loss, per ranker: the "
+        "exact metric reached (benchmarks/surrogate.py; needs a source "
+        "checkout). --sizes, --rankers, --seed, --json and --quiet apply.",
+    )
+    surrogate.add_argument(
+        "--surrogate",
+        action="store_true",
+        help="run the surrogate-quality benchmark instead of the timing",
+    )
+    surrogate.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: n in {16, 100}, paper targets only, 2 seeds",
+    )
+    surrogate.add_argument(
+        "--scales",
+        type=_parse_list(float, "scales"),
+        default=None,
+        help="initial score scales (default: 0.01,1,100)",
+    )
+    surrogate.add_argument(
+        "--cases",
+        type=_parse_list(str, "cases"),
+        default=None,
+        help="subset of spearman,map,recall (default: all)",
+    )
+    surrogate.add_argument(
+        "--seeds", type=int, default=None, help="seeds (default: 3)"
+    )
+    surrogate.add_argument(
+        "--steps", type=int, default=100, help="Adam steps (default: 100)"
+    )
+    surrogate.add_argument(
+        "--output",
+        default=None,
+        help="Markdown report (default: benchmarks/results/surrogate.md)",
     )
     parser.set_defaults(func=_bench)
 
