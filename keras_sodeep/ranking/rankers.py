@@ -295,7 +295,11 @@ class SorterRanker(Ranker):
     fixed-length sorter (``sorter.seq_len = L``) ranks a shorter list the
     same way: the list is padded to ``L`` with such values, ranked, and
     cropped; the ranks of the real items are ``sorter(padded) * L``, which
-    lie in ``1..m``. The padding carries no gradient. A list longer than
+    lie in ``1..m``. A sorter that takes masks (``supports_masking``, as
+    every ``keras_sodeep.sorters.Sorter`` does) is given the mask of the
+    real items too, so that padding takes no part in what it computes
+    (a smooth gradient, its statistics). The padding carries no gradient.
+    A list longer than
     ``L`` raises a ``ValueError`` (checked at trace time when the length is
     static).
 
@@ -367,6 +371,19 @@ class SorterRanker(Ranker):
         if recorder is not None:
             recorder.record(ops.stop_gradient(padded))
         training = None if self.trainable else False
+        masking = getattr(self.sorter, "supports_masking", False)
+        if masking and (valid is not None or seq_len is not None):
+            # A masking sorter sees the mask and returns rank / m itself,
+            # so padding takes no part in anything it computes.
+            if valid is None:
+                valid = ops.ones_like(flat, dtype="bool")
+            if seq_len is not None:
+                extra = ops.zeros_like(padded[:, n_dyn:], dtype="bool")
+                valid = ops.concatenate([valid, extra], axis=-1)
+            normalized = self.sorter(padded, mask=valid, training=training)
+            m = ops.sum(ops.cast(valid, dtype), axis=-1, keepdims=True)
+            ranks = ops.cast(normalized, dtype)[:, :n_dyn] * m
+            return ops.reshape(ranks, ops.shape(scores))
         normalized = self.sorter(padded, training=training)
         normalized = ops.cast(normalized, dtype)
         ranks = normalized[:, :n_dyn] * ops.cast(length, dtype)
