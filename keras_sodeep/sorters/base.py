@@ -7,27 +7,28 @@ Trained on synthetic lists and then frozen, a sorter is a differentiable
 stand-in for :func:`keras_sodeep.ranking.exact_rank` (SoDeep, Engilberge et
 al., CVPR 2019).
 
-Every sorter starts from the same per-item input features, computed over
-the unmasked items of each list with ``keras.ops``:
+Every sorter starts from per-item input features computed over the
+unmasked items of each list with ``keras.ops``:
 
 ```
 u_i = (x_i - min_j x_j) / (max_j x_j - min_j x_j)     in [0, 1]
 z_i = (u_i - mean_j u_j) / std_j u_j                  (mean 0, std 1)
 q_i = spread_evenly(2 u - 1)_i                         in (0, 1)
-features_i = [z_i, 2 u_i - 1, 2 q_i - 1]
+features_i = [2 q_i - 1]              (spread_inputs=True, the default)
+features_i = [z_i, 2 u_i - 1]         (spread_inputs=False, the paper's)
 ```
 
-All three are unchanged when a list is mapped by ``x -> a x + b`` with
-``a > 0``, so a sorter's output is invariant to the scale and shift of each
-list up to float rounding, whatever its weights. ``q`` is an estimate of
-each item's quantile by soft counting (`counting.spread_evenly`): min-max
-and z-scores squeeze a heavy-tailed or clustered list into a few values,
-``q`` spreads every list about evenly. With ``spread_inputs=True`` (the
-default) the network's output is a correction to the estimate ``1 - q``
-(its head starts at zero); with ``spread_inputs=False`` the sorter is the
-paper's: features ``[z, 2u - 1]`` and a sigmoid head. A constant list gives
-``u = 1/2`` and ``z = 0`` (no division by zero, no NaN). Non-finite
-unmasked scores give NaN outputs.
+All are unchanged when a list is mapped by ``x -> a x + b`` with ``a > 0``,
+so a sorter's output is invariant to the scale and shift of each list up
+to float rounding, whatever its weights. ``q`` estimates each item's
+quantile by soft counting (`counting.spread_evenly`): min-max and z-scores
+squeeze a heavy-tailed or clustered list into a few values, ``q`` spreads
+every list about evenly, so a network that sees ``q`` alone sees the same
+kind of input whatever the list's distribution. Its output is then a
+correction to the estimate ``1 - q`` (its head starts at zero). With
+``spread_inputs=False`` the sorter is the paper's: features ``[z, 2u - 1]``
+and a sigmoid head. A constant list gives ``u = 1/2`` and ``z = 0`` (no
+division by zero, no NaN). Non-finite unmasked scores give NaN outputs.
 
 Targets come from ``keras_sodeep.ranking.exact_rank``. A fixed-length sorter
 pads masked items with ``keras_sodeep.ranking.pad_below_minimum``. This
@@ -56,10 +57,10 @@ def _masked_min_max(x, mask, count):
 
 
 def _list_features(scores, mask, spread_inputs=True):
-    """The affine-invariant per-item features, ``(batch, n, 3 or 2)``.
+    """The affine-invariant per-item features, ``(batch, n, 1 or 2)``.
 
-    ``[z, 2u - 1, 2q - 1]``, or ``[z, 2u - 1]`` without ``spread_inputs``.
-    Masked items get features 0 and take no part in the statistics.
+    ``[2q - 1]``, or ``[z, 2u - 1]`` without ``spread_inputs``. Masked items
+    get features 0 and take no part in the statistics.
     """
     maskf = ops.cast(mask, scores.dtype)
     count = ops.sum(maskf, axis=-1, keepdims=True)
@@ -82,8 +83,7 @@ def _list_features(scores, mask, spread_inputs=True):
     if not spread_inputs:
         return ops.stack([z, v], axis=-1)
     q = spread_evenly(v, maskf, safe_count)
-    q = ops.where(mask, 2.0 * q - 1.0, ops.zeros_like(q))
-    return ops.stack([z, v, q], axis=-1)
+    return ops.where(mask, 2.0 * q - 1.0, ops.zeros_like(q))[..., None]
 
 
 @keras.saving.register_keras_serializable(package="keras_sodeep")
@@ -140,8 +140,8 @@ class Sorter(keras.Model):
         seq_len: int or ``None``. The list length of a fixed-length sorter,
             ``None`` for a length-generic one. Defaults to ``None``.
         spread_inputs: bool. Whether the network sees the spread feature
-            ``q`` and corrects the estimate ``1 - q`` (``True``), or is the
-            paper's sorter on ``[z, 2u - 1]`` with a sigmoid head
+            ``q`` alone and corrects the estimate ``1 - q`` (``True``), or
+            is the paper's sorter on ``[z, 2u - 1]`` with a sigmoid head
             (``False``). Defaults to ``True``.
         gradient_temperature: positive float or ``None``, the width of the
             smooth gradient as a fraction of the list's interquartile
@@ -212,7 +212,7 @@ class Sorter(keras.Model):
         if self.built:
             return
         n = input_shape[-1]
-        num_features = 3 if self.spread_inputs else 2
+        num_features = 1 if self.spread_inputs else 2
         self._build_layers((input_shape[0], n, num_features))
         self.built = True
 
@@ -266,7 +266,7 @@ class Sorter(keras.Model):
         ranks = ops.cast(self._rank(features, inner_mask, training), "float32")
         if self.spread_inputs:
             count = ops.sum(ops.cast(inner_valid, "float32"), -1, keepdims=True)
-            q = 0.5 * (features[..., 2] + 1.0)
+            q = 0.5 * (features[..., 0] + 1.0)
             ranks = ranks + 1.0 - q + 0.5 / ops.maximum(count, 1.0)
         valid = full if mask is None else mask
         if mask is not None and self.seq_len is not None:
