@@ -34,9 +34,14 @@ Conventions shared by the losses:
   ``labels < 0`` also marks padding, which works everywhere.
 - A list that cannot be scored (no positive, no item) contributes nothing;
   if no list of the batch can be scored the loss is 0.
-- Finite scores give a finite loss. Non-finite scores raise a
-  ``ValueError`` when the loss runs eagerly; inside a compiled function they
-  give a NaN loss (``keras.callbacks.TerminateOnNaN`` stops on it).
+- Finite scores give a finite loss. A non-finite score or a NaN label
+  among the items that take part raises a ``ValueError`` when the loss runs
+  eagerly; inside a compiled function it makes the loss of its list NaN,
+  whatever the ranker returns for it, so the batch loss is NaN
+  (``keras.callbacks.TerminateOnNaN`` stops on it). A NaN label is not
+  padding, as in ``keras_sodeep.metrics``.
+- Masked and padded items may hold anything (NaN, inf): they reach neither
+  the loss nor its gradients.
 - Distribution: under a ``tf.distribute`` strategy (``MirroredStrategy``,
   ...) each replica computes the loss on its own shard of the global batch,
   and Keras averages the replicas' losses and gradients. With ``axis=0`` a
