@@ -20,6 +20,13 @@ def _first_tensor(structure):
     return next(t for t in keras.tree.flatten(structure) if t is not None)
 
 
+def _zeros_for_none(gradients, variables):
+    return [
+        keras.ops.zeros(v.shape, v.dtype) if g is None else g
+        for g, v in zip(gradients, variables)
+    ]
+
+
 @keras.saving.register_keras_serializable(package="keras_sodeep")
 class ChunkedEmbeddingModel(keras.Model):
     """Wraps an embedding model to train on large batches, in chunks.
@@ -42,7 +49,8 @@ class ChunkedEmbeddingModel(keras.Model):
     step): freeze them or use ``LayerNormalization``. Weight regularizers
     (``model.losses``) are differentiated directly. ``evaluate`` and
     ``predict`` run the wrapped model in one pass; the step is not
-    XLA-compiled (``jit_compile`` is turned off).
+    XLA-compiled (the model reports ``supports_jit = False``, so
+    ``compile(jit_compile="auto")``, the default, turns XLA off).
 
     Args:
         model: a ``keras.Model`` mapping inputs to embeddings ``(B, D)``.
@@ -72,10 +80,6 @@ class ChunkedEmbeddingModel(keras.Model):
 
     def call(self, inputs, training=None):
         return self.model(inputs, training=training)
-
-    def compile(self, *args, **kwargs):
-        kwargs["jit_compile"] = False
-        super().compile(*args, **kwargs)
 
     def train_step(self, data):
         if keras.backend.backend() != "tensorflow":
@@ -108,6 +112,15 @@ class ChunkedEmbeddingModel(keras.Model):
             lambda i, _: i < num_chunks, embed, (tf.constant(0), pieces)
         )
         embeddings = tf.stop_gradient(pieces.concat())
+        spec = self.model.compute_output_spec(
+            keras.tree.map_structure(
+                lambda t: keras.KerasTensor(t.shape, t.dtype), x
+            )
+        )
+        static_size = _first_tensor(x).shape[0]
+        embeddings = tf.ensure_shape(
+            embeddings, [static_size] + list(spec.shape[1:])
+        )
 
         # The loss and its gradient with respect to the embeddings (and to
         # the weights directly, through regularizers).
@@ -122,12 +135,8 @@ class ChunkedEmbeddingModel(keras.Model):
                 training=True,
             )
             scaled = self.optimizer.scale_loss(loss)
-        grads = tape.gradient(
-            scaled,
-            [embeddings] + list(variables),
-            unconnected_gradients=tf.UnconnectedGradients.ZERO,
-        )
-        upstream, direct = grads[0], grads[1:]
+        grads = tape.gradient(scaled, [embeddings] + list(variables))
+        upstream, direct = grads[0], _zeros_for_none(grads[1:], variables)
 
         # Pass 2: each chunk again, under a tape, with its slice of the
         # upstream gradient.
@@ -136,10 +145,8 @@ class ChunkedEmbeddingModel(keras.Model):
                 out = self.model(chunk(x, i), training=True)
                 weight = tf.cast(chunk(upstream, i), out.dtype)
                 surrogate = tf.reduce_sum(out * weight)
-            chunk_grads = chunk_tape.gradient(
-                surrogate,
-                variables,
-                unconnected_gradients=tf.UnconnectedGradients.ZERO,
+            chunk_grads = _zeros_for_none(
+                chunk_tape.gradient(surrogate, variables), variables
             )
             return i + 1, [a + g for a, g in zip(accumulated, chunk_grads)]
 
