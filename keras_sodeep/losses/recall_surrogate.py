@@ -28,7 +28,8 @@ class RecallAtKSurrogateLoss(SiMixOption):
     in its own gallery, where the authors' code keeps it as a positive;
     queries without a positive contribute nothing), or scores ``(B, M)``
     with 0/1 relevance of the same shape. The pairwise rankers cost
-    ``O(n^2)`` per query, ``O(B^3)`` for a batch of embeddings.
+    ``O(n^2)`` per query, ``O(B^3)`` for a batch of embeddings. As in the
+    paper, a positive at rank exactly ``k`` counts ``sigmoid(0) = 1/2``.
 
     Args:
         k: positive int or sequence of positive ints. Defaults to
@@ -50,7 +51,7 @@ class RecallAtKSurrogateLoss(SiMixOption):
 
     >>> import keras, numpy as np
     >>> from keras_sodeep.losses import RecallAtKSurrogateLoss
-    >>> loss = RecallAtKSurrogateLoss(k=1, temperature=0.01)
+    >>> loss = RecallAtKSurrogateLoss(k=2, temperature=0.01)
     >>> scores = np.array([[0.9, 0.5, 0.1], [0.1, 0.5, 0.9]])
     >>> relevance = np.array([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
     >>> round(float(loss(relevance, scores)), 3)  # first hit, second miss
