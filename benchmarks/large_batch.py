@@ -36,7 +36,7 @@ def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def worker(batch, chunk, steps):
+def worker(batch, chunk, steps, channels):
     """One variant in this process; prints a JSON line."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
@@ -49,9 +49,9 @@ def worker(batch, chunk, steps):
     net = keras.Sequential(
         [
             keras.Input((16, 16, 3)),
-            keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
-            keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
-            keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
+            keras.layers.Conv2D(channels, 3, padding="same", activation="relu"),
+            keras.layers.Conv2D(channels, 3, padding="same", activation="relu"),
+            keras.layers.Conv2D(channels, 3, padding="same", activation="relu"),
             keras.layers.GlobalAveragePooling2D(),
             keras.layers.Dense(128),
         ]
@@ -88,12 +88,12 @@ def worker(batch, chunk, steps):
     )
 
 
-def run_variant(batch, chunk, steps):
+def run_variant(batch, chunk, steps, channels):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     done = subprocess.run(
         [sys.executable, os.path.abspath(__file__), "--worker"]
         + ["--batch", str(batch), "--chunk", str(chunk)]
-        + ["--steps", str(steps)],
+        + ["--steps", str(steps), "--channels", str(channels)],
         env=env,
         capture_output=True,
         text=True,
@@ -109,18 +109,19 @@ def main(argv=None):
     parser.add_argument("--chunks", default="0,1000,250")
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--chunk", type=int, default=0)
+    parser.add_argument("--channels", type=int, default=32)
     parser.add_argument("--worker", action="store_true")
     parser.add_argument(
         "--output", default=os.path.join(HERE, "results", "large_batch.md")
     )
     args = parser.parse_args(argv)
     if args.worker:
-        worker(args.batch, args.chunk, args.steps)
+        worker(args.batch, args.chunk, args.steps, args.channels)
         return 0
     start = time.time()
     rows = []
     for chunk in [int(c) for c in args.chunks.split(",")]:
-        result = run_variant(args.batch, chunk, args.steps)
+        result = run_variant(args.batch, chunk, args.steps, args.channels)
         label = "one pass" if chunk == 0 else f"chunked, {chunk} per chunk"
         print(label, result, flush=True)
         rows.append((label, result))
@@ -151,7 +152,8 @@ def main(argv=None):
         "the interpreter and libraries, "
         f"~{one['baseline_mb']:.0f} MB before the first step). Step time: "
         f"median of {args.steps - 1} `fit` steps after the first (which "
-        "traces). Conv net 3 x Conv2D(32) on 16 x 16 x 3 inputs, "
+        f"traces). Conv net 3 x Conv2D({args.channels}) on 16 x 16 x 3 "
+        "inputs, "
         "RankedListLoss, SGD. "
         f"Total {(time.time() - start) / 60:.1f} min on "
         f"{platform.machine()}, {os.cpu_count()} CPUs.",
