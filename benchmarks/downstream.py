@@ -15,6 +15,11 @@ analytic rankers in its place, on data that ships with scikit-learn:
   the others); ``RecallAtKLoss`` and ``RankTripletLoss`` against a
   batch-hard triplet loss on cosine similarity; metric: Recall@1
   (`keras_sodeep.retrieval.recall_at_k`) of 8-dimensional embeddings.
+  Also the losses of the neighbouring papers: ``RankedListLoss``,
+  ``RecallAtKSurrogateLoss`` (RS@k) with its sigmoid ranks, with
+  similarity mixup, with ``ranker=None`` (the package default) and with the
+  learned sorter, and one large-batch run (RS@k, batches of 256 in chunks
+  of 64 with ``ChunkedEmbeddingModel``).
 
 The SoDeep rows use a pretrained length-generic sorter
 (``keras_sodeep.pretrained("histogram")`` by default, shipped with the
@@ -31,6 +36,7 @@ spread".
 python benchmarks/downstream.py                 # the README table
 python benchmarks/downstream.py --quick         # a smoke run (1 seed)
 python benchmarks/downstream.py --sorter PATH   # another preset or folder
+python benchmarks/downstream.py --tasks retrieval --output PATH  # one task
 ```
 """
 
@@ -51,18 +57,25 @@ from sklearn.metrics import average_precision_score  # noqa: E402
 
 from keras_sodeep.losses import (  # noqa: E402
     MeanAveragePrecisionLoss,
+    RankedListLoss,
     RankTripletLoss,
     RecallAtKLoss,
+    RecallAtKSurrogateLoss,
     SpearmanLoss,
 )
 from keras_sodeep.preset_store import pretrained  # noqa: E402
 from keras_sodeep.ranking import (  # noqa: E402
+    DEFAULT_RANKER,
     NeuralSortRanker,
     SigmoidRanker,
     SorterRanker,
 )
+from keras_sodeep.ranking import get as get_ranker  # noqa: E402
 from keras_sodeep.retrieval import recall_at_k  # noqa: E402
-from keras_sodeep.training import evaluate_ranker  # noqa: E402
+from keras_sodeep.training import (  # noqa: E402
+    ChunkedEmbeddingModel,
+    evaluate_ranker,
+)
 
 BATCH_SIZE = 64
 JIT_COMPILE = True
@@ -216,6 +229,36 @@ def retrieval(loss, seed, epochs):
     return recall_at_k(embeddings, query_labels=y_test, k=1)[1]
 
 
+LARGE_BATCH, CHUNK = 256, 64
+
+
+def retrieval_large(loss, seed, epochs):
+    """`retrieval` with batches of 256 embedded in chunks of 64."""
+    x, y, x_test, y_test = digits_open_set(seed)
+    keras.utils.set_random_seed(seed)
+    net = keras.Sequential(
+        [
+            keras.Input((x.shape[1],)),
+            keras.layers.Dense(64, activation="relu"),
+            keras.layers.Dense(EMBEDDING_DIM),
+        ]
+    )
+    model = ChunkedEmbeddingModel(net, chunk_size=CHUNK)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss)
+    model.fit(x, y, batch_size=LARGE_BATCH, epochs=epochs, verbose=0)
+    embeddings = net.predict(x_test, verbose=0)
+    return recall_at_k(embeddings, query_labels=y_test, k=1)[1]
+
+
+def default_ranker_label():
+    ranker = get_ranker(DEFAULT_RANKER)
+    temperature = getattr(ranker, "temperature", None)
+    name = type(ranker).__name__
+    return f"ranker=None: {name}" + (
+        f"({temperature:g})" if temperature is not None else ""
+    )
+
+
 # -- the runs -----------------------------------------------------------------
 
 
@@ -274,6 +317,29 @@ def configurations(sorter, sorter_label):
             lambda: RankTripletLoss(ranker=ranks[sorter_label]()),
         )
     )
+    retrieval_rows += [
+        ("RankedListLoss", "-", lambda: RankedListLoss()),
+        (
+            "RecallAtKSurrogateLoss",
+            "SigmoidRanker(0.01)",
+            lambda: RecallAtKSurrogateLoss(),
+        ),
+        (
+            "RecallAtKSurrogateLoss + SiMix",
+            "SigmoidRanker(0.01)",
+            lambda: RecallAtKSurrogateLoss(simix=True, seed=0),
+        ),
+        (
+            "RecallAtKSurrogateLoss",
+            default_ranker_label(),
+            lambda: RecallAtKSurrogateLoss(ranker=None),
+        ),
+        (
+            "RecallAtKSurrogateLoss",
+            sorter_label,
+            lambda: RecallAtKSurrogateLoss(ranker=ranks[sorter_label]()),
+        ),
+    ]
     for label, name, make_loss in retrieval_rows:
         add(
             "Open-set retrieval (digits 5-9)",
@@ -283,10 +349,24 @@ def configurations(sorter, sorter_label):
             make_loss,
             retrieval,
         )
+    add(
+        "Open-set retrieval (digits 5-9)",
+        "Recall@1",
+        f"RecallAtKSurrogateLoss, batch {LARGE_BATCH} in chunks of {CHUNK}",
+        "SigmoidRanker(0.01)",
+        lambda: RecallAtKSurrogateLoss(),
+        retrieval_large,
+    )
     return rows
 
 
-EPOCHS = {regression: 60, multilabel: 15, retrieval: 20}
+# retrieval_large: about as many steps as `retrieval` (4 batches an epoch).
+EPOCHS = {regression: 60, multilabel: 15, retrieval: 20, retrieval_large: 60}
+TASK_KEYS = {
+    "regression": (regression,),
+    "multilabel": (multilabel,),
+    "retrieval": (retrieval, retrieval_large),
+}
 BASELINES = {
     "Spearman regression (diabetes)": ("MSE", "SpearmanLoss"),
     "Multi-label mosaics (digits)": ("binary cross-entropy", "MAPLoss"),
@@ -334,6 +414,11 @@ def main(argv=None):
         "--quick", action="store_true", help="1 seed, few epochs: a smoke run"
     )
     parser.add_argument(
+        "--tasks",
+        default=",".join(TASK_KEYS),
+        help="comma-separated tasks among " + ", ".join(TASK_KEYS),
+    )
+    parser.add_argument(
         "--output",
         default=os.path.join(
             os.path.dirname(os.path.abspath(__file__)),
@@ -351,7 +436,10 @@ def main(argv=None):
         flush=True,
     )
     results = []
-    rows = configurations(sorter, sorter_label)
+    runs = [run for key in args.tasks.split(",") for run in TASK_KEYS[key]]
+    rows = [
+        row for row in configurations(sorter, sorter_label) if row[5] in runs
+    ]
     for task, metric, label, ranker, make_loss, run in rows:
         epochs = max(1, int(EPOCHS[run] * scale))
         loss = make_loss()
@@ -390,6 +478,10 @@ def main(argv=None):
         f"{platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs, keras {keras.__version__}, "
         f"backend {keras.backend.backend()}.",
+        "",
+        "Command: `python benchmarks/downstream.py"
+        + "".join(f" {a}" for a in (sys.argv[1:] if argv is None else argv))
+        + "`",
     ]
     table = "\n".join(lines)
     print()

@@ -32,14 +32,18 @@ from keras_sodeep import (
     ranking,
     retrieval,
     sorters,
+    training,
 )
 from keras_sodeep.callbacks import RetrievalEvaluation, SorterFinetuning
 from keras_sodeep.losses import (
+    GlobalBatchLoss,
     MeanAveragePrecisionLoss,
+    RankedListLoss,
     RankingLoss,
     RankLoss,
     RankTripletLoss,
     RecallAtKLoss,
+    RecallAtKSurrogateLoss,
     SpearmanLoss,
 )
 from keras_sodeep.preset_store import presets, pretrained
@@ -58,6 +62,7 @@ from keras_sodeep.sorters import (
     LSTMSorter,
     Sorter,
 )
+from keras_sodeep.training import ChunkedEmbeddingModel
 
 __all__ = [
     "__version__",
@@ -68,19 +73,24 @@ __all__ = [
     "ranking",
     "retrieval",
     "sorters",
+    "training",
     "CNNSorter",
+    "ChunkedEmbeddingModel",
     "ExactRanker",
     "GRUSorter",
+    "GlobalBatchLoss",
     "HistogramSorter",
     "LSTMSorter",
     "MeanAveragePrecisionLoss",
     "NeuralSortRanker",
     "RankLoss",
+    "RankedListLoss",
     "RankingLoss",
     "RankTripletLoss",
     "Ranker",
     "RetrievalEvaluation",
     "RecallAtKLoss",
+    "RecallAtKSurrogateLoss",
     "SigmoidRanker",
     "Sorter",
     "SorterFinetuning",

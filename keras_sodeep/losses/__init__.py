@@ -15,8 +15,12 @@ backends, the first use should be eager, or pass
 ``keras_sodeep.pretrained(name)``.)
 
 One module per family: `spearman`, `average_precision`, `recall`, `hinge`
-(rank triplet and rank-sum losses), over the base class `RankingLoss`
-(`base`), with which a user writes a rank loss as one method.
+(rank triplet and rank-sum losses), `ranked_list` (Ranked List Loss),
+`recall_surrogate` (RS@k), over the base class `RankingLoss` (`base`), with
+which a user writes a rank loss as one method. `simix` holds similarity
+mixup (`similarity_mixup`, and `SiMixOption`, the base of the losses that
+offer ``simix=True``); `global_batch` holds `GlobalBatchLoss`, which ranks
+the global batch across ``tf.distribute`` replicas.
 
 Conventions shared by the losses:
 
@@ -52,7 +56,8 @@ Conventions shared by the losses:
   the list length each replica should rank. Lists along ``axis=-1`` (rows,
   or embeddings of a replica's shard) are split the same way. The metrics
   of ``keras_sodeep.metrics``, unlike the losses, gather the replicas and
-  are exact.
+  are exact. To rank the global batch of embeddings instead, wrap the loss
+  in ``GlobalBatchLoss``.
 - Mixed precision: the losses compute in their own dtype (float32 unless
   ``dtype=`` says otherwise) and the rankers in float32, also under the
   ``mixed_float16`` and ``mixed_bfloat16`` policies; half-precision
@@ -61,17 +66,26 @@ Conventions shared by the losses:
 
 from keras_sodeep.losses.average_precision import MeanAveragePrecisionLoss
 from keras_sodeep.losses.base import RankingLoss
+from keras_sodeep.losses.global_batch import GlobalBatchLoss
 from keras_sodeep.losses.hinge import RankLoss, RankTripletLoss
+from keras_sodeep.losses.ranked_list import RankedListLoss
 from keras_sodeep.losses.recall import RecallAtKLoss
+from keras_sodeep.losses.recall_surrogate import RecallAtKSurrogateLoss
+from keras_sodeep.losses.simix import SiMixOption, similarity_mixup
 from keras_sodeep.losses.spearman import SpearmanLoss
 from keras_sodeep.ranking import DEFAULT_RANKER
 
 __all__ = [
     "DEFAULT_RANKER",
+    "GlobalBatchLoss",
     "MeanAveragePrecisionLoss",
     "RankLoss",
     "RankTripletLoss",
+    "RankedListLoss",
     "RankingLoss",
     "RecallAtKLoss",
+    "RecallAtKSurrogateLoss",
+    "SiMixOption",
     "SpearmanLoss",
+    "similarity_mixup",
 ]
