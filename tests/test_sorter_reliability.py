@@ -1,9 +1,7 @@
 """Learned sorters on hostile input (issue 17, defects 2, 3, 7, 8 and 20).
 
-Written ahead of the sorter fixes: every test is an expected failure until
-the lead's changes to ``keras_sodeep/sorters`` land; remove the module's
-``pytestmark`` then. (The losses already give a NaN loss for a non-finite
-score whatever the sorter returns: see `test_reliability`.)
+(The losses already give a NaN loss for a non-finite score whatever the
+sorter returns: see `test_reliability`.)
 """
 
 import numpy as np
@@ -14,10 +12,6 @@ from keras_sodeep import losses
 from keras_sodeep.preset_store import presets, pretrained
 from keras_sodeep.ranking import SorterRanker, exact_rank
 from keras_sodeep.sorters import CNNSorter, GRUSorter, LSTMSorter
-
-pytestmark = pytest.mark.xfail(
-    strict=False, reason="lead: sorter fixes pending"
-)
 
 PRESETS = sorted(presets())
 FIXED = [name for name in PRESETS if presets()[name].get("seq_len")]
@@ -72,8 +66,26 @@ def _l1(ranker, x):
     return float(np.mean(np.abs(ranks - np.asarray(exact_rank(x))) / n))
 
 
+def _trained_on_padded_lists(name):
+    """Whether a fixed-length preset saw shorter, padded lists in training."""
+    return isinstance(presets()[name]["training"].get("seq_len"), list)
+
+
 @pytest.mark.parametrize("n", [8, 20, 50, 75])
-@pytest.mark.parametrize("name", FIXED)
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(
+            name,
+            marks=pytest.mark.xfail(
+                not _trained_on_padded_lists(name),
+                reason="a preset trained on full lists only; its retraining "
+                "on padded lists (issue 14) is in progress",
+            ),
+        )
+        for name in FIXED
+    ],
+)
 def test_fixed_length_preset_ranks_short_lists_or_refuses(name, n):
     ranker = SorterRanker(pretrained(name))
     full = _l1(ranker, _lists(presets()[name]["seq_len"], num_lists=64))

@@ -284,6 +284,31 @@ class NeuralSortRanker(_TemperatureRanker):
         return ops.where(nan, ops.cast(float("nan"), dtype), ranks)
 
 
+def _check_run_time_length(flat, seq_len):
+    """Refuses, at run time, lists longer than a fixed-length sorter's.
+
+    A list length known only at run time (a ``[None, None]`` signature,
+    tf.data batches of varying length) cannot be checked at trace time.
+    TensorFlow only (a documented backend branch: `keras.ops` has no
+    run-time assertion); on other backends such a list is cropped.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return flat
+    import tensorflow as tf
+
+    check = tf.debugging.assert_less_equal(
+        tf.shape(flat)[-1],
+        seq_len,
+        message=(
+            f"The sorter ranks lists of at most seq_len={seq_len} items; "
+            "this list is longer. Use a length-generic ranker instead "
+            "(e.g. `SigmoidRanker`, or a sorter with `seq_len=None`)."
+        ),
+    )
+    with tf.control_dependencies([check]):
+        return tf.identity(flat)
+
+
 @keras.saving.register_keras_serializable(package="keras_sodeep")
 class SorterRanker(Ranker):
     """Ranks from a learned sorter: ``ranks = sorter(scores) * n``.
@@ -363,6 +388,8 @@ class SorterRanker(Ranker):
             )
         n_dyn = ops.shape(scores)[-1]
         flat = ops.reshape(scores, (-1, n_dyn))
+        if seq_len is not None and n is None:
+            flat = _check_run_time_length(flat, seq_len)
         valid = None if mask is None else ops.reshape(mask, (-1, n_dyn))
         length = n_dyn if seq_len is None else seq_len
         padded = pad_below_minimum(flat, valid, seq_len)
@@ -378,8 +405,10 @@ class SorterRanker(Ranker):
             if valid is None:
                 valid = ops.ones_like(flat, dtype="bool")
             if seq_len is not None:
-                extra = ops.zeros_like(padded[:, n_dyn:], dtype="bool")
+                # The real items' mask, continued with False to seq_len.
+                extra = ops.zeros_like(padded, dtype="bool")
                 valid = ops.concatenate([valid, extra], axis=-1)
+                valid = ops.reshape(valid[:, :seq_len], (-1, seq_len))
             normalized = self.sorter(padded, mask=valid, training=training)
             m = ops.sum(ops.cast(valid, dtype), axis=-1, keepdims=True)
             ranks = ops.cast(normalized, dtype)[:, :n_dyn] * m

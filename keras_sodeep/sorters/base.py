@@ -28,7 +28,10 @@ kind of input whatever the list's distribution. Its output is then a
 correction to the estimate ``1 - q`` (its head starts at zero). With
 ``spread_inputs=False`` the sorter is the paper's: features ``[z, 2u - 1]``
 and a sigmoid head. A constant list gives ``u = 1/2`` and ``z = 0`` (no
-division by zero, no NaN). Non-finite unmasked scores give NaN outputs.
+division by zero, no NaN). A non-finite unmasked score makes its list's
+outputs NaN (and only that list's); each list is first divided by its
+largest magnitude, so lists near the edges of float32 (``1e38``,
+``1e-38``) rank as well as others.
 
 Targets come from ``keras_sodeep.ranking.exact_rank``. A fixed-length sorter
 pads masked items with ``keras_sodeep.ranking.pad_below_minimum``. This
@@ -84,6 +87,29 @@ def _list_features(scores, mask, spread_inputs=True):
         return ops.stack([z, v], axis=-1)
     q = spread_evenly(v, maskf, safe_count)
     return ops.where(mask, 2.0 * q - 1.0, ops.zeros_like(q))[..., None]
+
+
+def _finite_unit_scale(scores, mask):
+    """Each list divided by its largest magnitude, non-finite scores by 0.
+
+    Ranks do not change when a list is divided by a positive number, and
+    lists near the edges of float32 (``1e38``: ``max - min`` overflows;
+    ``1e-38``: squares underflow) come back to ``[-1, 1]``. The divisor
+    carries no gradient, so the scores' gradient is exact. Returns the
+    scaled scores and ``broken``, ``(batch, 1)``: whether a list holds a
+    non-finite unmasked score (its ranks are NaN). Non-finite values, and
+    anything at a masked position, reach no value or gradient.
+    """
+    finite = ops.isfinite(scores)
+    valid = finite if mask is None else ops.logical_and(finite, mask)
+    x = ops.where(valid, scores, ops.zeros_like(scores))
+    scale = ops.max(ops.abs(ops.stop_gradient(x)), axis=-1, keepdims=True)
+    scale = ops.where(scale > 0, scale, ops.ones_like(scale))
+    bad = ops.logical_not(finite)
+    if mask is not None:
+        bad = ops.logical_and(bad, mask)
+    broken = ops.any(bad, axis=-1, keepdims=True)
+    return x / scale, broken
 
 
 @keras.saving.register_keras_serializable(package="keras_sodeep")
@@ -249,6 +275,7 @@ class Sorter(keras.Model):
         self._check_shape(tuple(scores.shape))
         scores = ops.cast(scores, "float32")
         mask = check_mask(mask, scores)
+        scores, broken = _finite_unit_scale(scores, mask)
         if mask is not None and self.seq_len is not None:
             inner_mask = None
             scores = pad_below_minimum(scores, mask)
@@ -282,6 +309,8 @@ class Sorter(keras.Model):
                 self.gradient_temperature,
             ) / ops.maximum(count, 1.0)
             ranks = ranks + surrogate - ops.stop_gradient(surrogate)
+        # A list with a non-finite (unmasked) score has NaN ranks.
+        ranks = ops.where(broken, float("nan"), ranks)
         if mask is None:
             return ranks
         return ops.where(mask, ranks, ops.zeros_like(ranks))
