@@ -19,6 +19,11 @@ analytic rankers in its place, on data that ships with scikit-learn:
   ``SupRecallAtKLoss``, their own rank, no ranker) run there too, each
   alone and inside a ``CrossBatchMemory`` of 256 embeddings (warm-up 30
   steps, about two epochs).
+  Also the losses of the neighbouring papers: ``RankedListLoss``,
+  ``RecallAtKSurrogateLoss`` (RS@k) with its sigmoid ranks, with
+  similarity mixup, with ``ranker=None`` (the package default) and with the
+  learned sorter, and one large-batch run (RS@k, batches of 256 in chunks
+  of 64 with ``ChunkedEmbeddingModel``).
 
 The SoDeep rows use a pretrained length-generic sorter
 (``keras_sodeep.pretrained("histogram")`` by default, shipped with the
@@ -35,7 +40,7 @@ spread".
 python benchmarks/downstream.py                 # the README table
 python benchmarks/downstream.py --quick         # a smoke run (1 seed)
 python benchmarks/downstream.py --sorter PATH   # another preset or folder
-python benchmarks/downstream.py --task retrieval  # one task only
+python benchmarks/downstream.py --tasks retrieval --output PATH  # one task
 ```
 """
 
@@ -57,8 +62,10 @@ from sklearn.metrics import average_precision_score  # noqa: E402
 from keras_sodeep.losses import (  # noqa: E402
     CrossBatchMemory,
     MeanAveragePrecisionLoss,
+    RankedListLoss,
     RankTripletLoss,
     RecallAtKLoss,
+    RecallAtKSurrogateLoss,
     ROADMAPLoss,
     SpearmanLoss,
     SupAPLoss,
@@ -66,12 +73,17 @@ from keras_sodeep.losses import (  # noqa: E402
 )
 from keras_sodeep.preset_store import pretrained  # noqa: E402
 from keras_sodeep.ranking import (  # noqa: E402
+    DEFAULT_RANKER,
     NeuralSortRanker,
     SigmoidRanker,
     SorterRanker,
 )
+from keras_sodeep.ranking import get as get_ranker  # noqa: E402
 from keras_sodeep.retrieval import recall_at_k  # noqa: E402
-from keras_sodeep.training import evaluate_ranker  # noqa: E402
+from keras_sodeep.training import (  # noqa: E402
+    ChunkedEmbeddingModel,
+    evaluate_ranker,
+)
 
 BATCH_SIZE = 64
 JIT_COMPILE = True
@@ -225,6 +237,36 @@ def retrieval(loss, seed, epochs):
     return recall_at_k(embeddings, query_labels=y_test, k=1)[1]
 
 
+LARGE_BATCH, CHUNK = 256, 64
+
+
+def retrieval_large(loss, seed, epochs):
+    """`retrieval` with batches of 256 embedded in chunks of 64."""
+    x, y, x_test, y_test = digits_open_set(seed)
+    keras.utils.set_random_seed(seed)
+    net = keras.Sequential(
+        [
+            keras.Input((x.shape[1],)),
+            keras.layers.Dense(64, activation="relu"),
+            keras.layers.Dense(EMBEDDING_DIM),
+        ]
+    )
+    model = ChunkedEmbeddingModel(net, chunk_size=CHUNK)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss)
+    model.fit(x, y, batch_size=LARGE_BATCH, epochs=epochs, verbose=0)
+    embeddings = net.predict(x_test, verbose=0)
+    return recall_at_k(embeddings, query_labels=y_test, k=1)[1]
+
+
+def default_ranker_label():
+    ranker = get_ranker(DEFAULT_RANKER)
+    temperature = getattr(ranker, "temperature", None)
+    name = type(ranker).__name__
+    return f"ranker=None: {name}" + (
+        f"({temperature:g})" if temperature is not None else ""
+    )
+
+
 # -- the runs -----------------------------------------------------------------
 
 
@@ -294,6 +336,29 @@ def configurations(sorter, sorter_label):
             lambda: RankTripletLoss(ranker=ranks[sorter_label]()),
         )
     )
+    retrieval_rows += [
+        ("RankedListLoss", "-", lambda: RankedListLoss()),
+        (
+            "RecallAtKSurrogateLoss",
+            "SigmoidRanker(0.01)",
+            lambda: RecallAtKSurrogateLoss(),
+        ),
+        (
+            "RecallAtKSurrogateLoss + SiMix",
+            "SigmoidRanker(0.01)",
+            lambda: RecallAtKSurrogateLoss(simix=True, seed=0),
+        ),
+        (
+            "RecallAtKSurrogateLoss",
+            default_ranker_label(),
+            lambda: RecallAtKSurrogateLoss(ranker=None),
+        ),
+        (
+            "RecallAtKSurrogateLoss",
+            sorter_label,
+            lambda: RecallAtKSurrogateLoss(ranker=ranks[sorter_label]()),
+        ),
+    ]
     for label, make in SUPRANK_LOSSES.items():
         retrieval_rows.append((label, "-", make))
         retrieval_rows.append(
@@ -314,10 +379,24 @@ def configurations(sorter, sorter_label):
             make_loss,
             retrieval,
         )
+    add(
+        "Open-set retrieval (digits 5-9)",
+        "Recall@1",
+        f"RecallAtKSurrogateLoss, batch {LARGE_BATCH} in chunks of {CHUNK}",
+        "SigmoidRanker(0.01)",
+        lambda: RecallAtKSurrogateLoss(),
+        retrieval_large,
+    )
     return rows
 
 
-EPOCHS = {regression: 60, multilabel: 15, retrieval: 20}
+# retrieval_large: about as many steps as `retrieval` (4 batches an epoch).
+EPOCHS = {regression: 60, multilabel: 15, retrieval: 20, retrieval_large: 60}
+TASK_KEYS = {
+    "regression": (regression,),
+    "multilabel": (multilabel,),
+    "retrieval": (retrieval, retrieval_large),
+}
 BASELINES = {
     "Spearman regression (diabetes)": ("MSE", "SpearmanLoss"),
     "Multi-label mosaics (digits)": ("binary cross-entropy", "MAPLoss"),
@@ -372,10 +451,6 @@ def best_rows(results):
     return lines
 
 
-TASK_NAMES = {"regression": regression, "multilabel": multilabel}
-TASK_NAMES["retrieval"] = retrieval
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=5)
@@ -388,18 +463,19 @@ def main(argv=None):
         "--quick", action="store_true", help="1 seed, few epochs: a smoke run"
     )
     parser.add_argument(
-        "--task",
-        choices=sorted(TASK_NAMES),
-        help="run one task only (default: all three)",
+        "--tasks",
+        default=",".join(TASK_KEYS),
+        help="comma-separated tasks among " + ", ".join(TASK_KEYS),
     )
     parser.add_argument(
         "--output",
         help="the Markdown table (default: benchmarks/results/"
-        "downstream.md, or downstream_TASK.md with --task)",
+        "downstream.md, or downstream_TASKS.md with --tasks)",
     )
     args = parser.parse_args(argv)
     if args.output is None:
-        suffix = f"_{args.task}" if args.task else ""
+        every = args.tasks == ",".join(TASK_KEYS)
+        suffix = "" if every else "_" + args.tasks.replace(",", "_")
         args.output = os.path.join(
             os.path.dirname(os.path.abspath(__file__)),
             "results",
@@ -414,9 +490,10 @@ def main(argv=None):
         flush=True,
     )
     results = []
-    rows = configurations(sorter, sorter_label)
-    if args.task:
-        rows = [row for row in rows if row[5] is TASK_NAMES[args.task]]
+    runs = [run for key in args.tasks.split(",") for run in TASK_KEYS[key]]
+    rows = [
+        row for row in configurations(sorter, sorter_label) if row[5] in runs
+    ]
     for task, metric, label, ranker, make_loss, run in rows:
         epochs = max(1, int(EPOCHS[run] * scale))
         loss = make_loss()
@@ -441,9 +518,6 @@ def main(argv=None):
         f"({seeds} seeds) |",
         "|---|---|---|---|---|---|",
     ]
-    command = "python benchmarks/downstream.py " + " ".join(
-        argv if argv is not None else sys.argv[1:]
-    )
     for task, metric, label, ranker, epochs, mean, std in results:
         lines.append(
             f"| {task} | {metric} | {label} | {ranker} | {epochs} | "
@@ -459,8 +533,11 @@ def main(argv=None):
         f"lists of 64). Batch size {BATCH_SIZE}. Total {minutes:.1f} min on "
         f"{platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs, keras {keras.__version__}, "
-        f"backend {keras.backend.backend()}. Command: "
-        f"`{command.strip()}`.",
+        f"backend {keras.backend.backend()}.",
+        "",
+        "Command: `python benchmarks/downstream.py"
+        + "".join(f" {a}" for a in (sys.argv[1:] if argv is None else argv))
+        + "`",
     ]
     table = "\n".join(lines)
     print()

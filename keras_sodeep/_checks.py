@@ -6,7 +6,10 @@ argument, says what was expected and shows what was received. Like
 package.
 """
 
+import math
 import numbers
+
+from keras import ops
 
 
 def _is_int(value):
@@ -51,16 +54,26 @@ def check_list_axis(axis):
 
 
 def check_float(value, name, positive=True):
-    """Returns ``float(value)`` for a positive (or non-negative) number."""
+    """``float(value)`` for a finite positive (or non-negative) number."""
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     if ok:
-        ok = value > 0 if positive else value >= 0
+        ok = math.isfinite(value) and (value > 0 if positive else value >= 0)
     if not ok:
-        expected = "a positive float" if positive else "a non-negative float"
+        expected = "a positive" if positive else "a non-negative"
+        expected += " finite float"
         raise ValueError(
             f"`{name}` should be {expected}. Received: {name}={value}"
         )
     return float(value)
+
+
+def check_bool(value, name):
+    """Returns ``value`` if it is a bool, else raises a ``TypeError``."""
+    if not isinstance(value, bool):
+        raise TypeError(
+            f"`{name}` should be a bool. Received: {name}={value!r}"
+        )
+    return value
 
 
 def check_ks(k):
@@ -98,3 +111,16 @@ def unpack_y_true(y_true):
             )
         return y_true["labels"], y_true.get("mask")
     return y_true, None
+
+
+def as_tensor(x, dtype=None):
+    """``ops.convert_to_tensor(x, dtype)``, a ``tf.Variable`` included.
+
+    ``ops.convert_to_tensor`` returns a ``tf.Variable`` of the right dtype
+    unchanged, and a ``tf.Variable`` lacks the ``ndim`` that ``keras.ops``
+    functions read; it is copied into a tensor.
+    """
+    x = ops.convert_to_tensor(x, dtype=dtype)
+    if not hasattr(x, "ndim"):
+        x = ops.copy(x)
+    return x

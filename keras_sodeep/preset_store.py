@@ -40,20 +40,39 @@ of the shipped ``metadata.json``:
    ``KERAS_SODEEP_HOME`` defaults to ``<Keras home>/keras_sodeep`` (the Keras
    home is ``$KERAS_HOME``, else ``~/.keras``, as for
    ``keras.utils.get_file``); a cached file whose hash does not match is
-   removed and fetched again;
+   removed and fetched again (when the cache is read-only it is left there
+   and ignored; when another process removes or replaces it first, that is
+   fine too);
 2. the copy shipped inside the package; a mismatch raises ``ValueError``;
 3. a download with ``keras.utils.get_file`` from ``<base URL>/<name>/<file>``
    into the cache. The base URL is `WEIGHTS_URL` unless the environment
-   variable ``KERAS_SODEEP_WEIGHTS_URL`` overrides it. The file is written
-   under a temporary name in the cache folder, checked, then renamed into
-   place, so a corrupt or partial download never stays in the cache.
+   variable ``KERAS_SODEEP_WEIGHTS_URL`` overrides it; it should be an
+   ``http``, ``https``, ``ftp`` or ``file`` URL.
+
+**Downloads.** Every network operation (connecting, each read) times out
+after `DOWNLOAD_TIMEOUT` seconds, or ``$KERAS_SODEEP_DOWNLOAD_TIMEOUT``
+(a positive number); a server that accepts the connection and never
+answers gives an ``OSError``, not a hang. (``keras.utils.get_file`` takes
+no timeout: the socket default timeout is set for the time of the
+download, so other threads that open sockets meanwhile without a timeout
+of their own get it too.) A file is downloaded into a temporary folder
+``<cache>/<name>/.download-<host>-<pid>-*``, checked, then renamed into
+place (an atomic replace), so a corrupt or partial download never takes
+the place of a file. A process killed during a download (SIGKILL,
+SIGTERM) leaves its temporary folder behind; the next load of that preset
+removes it, as every such folder of a process of this host that has
+ended, and every one older than a day.
 """
 
 import hashlib
 import json
 import os
 import shutil
+import socket
 import tempfile
+import threading
+import time
+import urllib.parse
 
 import keras
 import numpy as np
@@ -64,6 +83,14 @@ WEIGHTS_URL = (
     "https://github.com/keras-sodeep/keras-sodeep/releases/download/presets"
 )
 """Default base URL of the preset files, ``<WEIGHTS_URL>/<name>/<file>``."""
+
+DOWNLOAD_TIMEOUT = 60.0
+"""Default timeout in seconds of each network operation of a download."""
+
+_URL_SCHEMES = ("http", "https", "ftp", "file")
+_PARTIAL_PREFIX = ".download-"
+_STALE_AFTER_S = 24 * 3600  # A temporary download folder this old is dead.
+_TIMEOUT_LOCK = threading.Lock()
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
@@ -81,11 +108,18 @@ _BUILD_LENGTH = 8  # Length of the dummy lists that build a generic sorter.
 
 
 def _read_json(path):
+    """The JSON object (a dict) in file `path`; ``ValueError`` otherwise."""
     try:
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
+            value = json.load(f)
     except json.JSONDecodeError as e:
         raise ValueError(f"`{path}` is not valid JSON: {e}") from e
+    if not isinstance(value, dict):
+        raise ValueError(
+            f"`{path}` should hold a JSON object ({{...}}). Received: a "
+            f"JSON {type(value).__name__}: {json.dumps(value)[:80]}"
+        )
+    return value
 
 
 def _registry():
@@ -103,6 +137,37 @@ def _registry():
 
 def _base_url():
     return os.environ.get("KERAS_SODEEP_WEIGHTS_URL", WEIGHTS_URL).rstrip("/")
+
+
+def _checked_base_url():
+    """The base URL, if it is a URL a download can use; else raises."""
+    url = _base_url()
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in _URL_SCHEMES or not (parts.netloc or parts.path):
+        raise ValueError(
+            "The base URL of the presets should be an "
+            f"{', '.join(_URL_SCHEMES)} URL (set by "
+            "KERAS_SODEEP_WEIGHTS_URL, default "
+            f"{WEIGHTS_URL}). Received: {url!r}"
+        )
+    return url
+
+
+def _download_timeout():
+    """`DOWNLOAD_TIMEOUT`, or ``$KERAS_SODEEP_DOWNLOAD_TIMEOUT``."""
+    value = os.environ.get("KERAS_SODEEP_DOWNLOAD_TIMEOUT")
+    if value is None:
+        return DOWNLOAD_TIMEOUT
+    try:
+        timeout = float(value)
+    except ValueError:
+        timeout = float("nan")
+    if not 0 < timeout < float("inf"):
+        raise ValueError(
+            "KERAS_SODEEP_DOWNLOAD_TIMEOUT should be a positive number of "
+            f"seconds. Received: {value!r}"
+        )
+    return timeout
 
 
 def presets():
@@ -222,12 +287,38 @@ def cache_dir():
     return os.path.join(os.path.expanduser(home), "presets")
 
 
-def _sha256(path):
+def _sha256_of(f):
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
+    for chunk in iter(lambda: f.read(1 << 20), b""):
+        digest.update(chunk)
     return digest.hexdigest()
+
+
+def _sha256(path):
+    with open(path, "rb") as f:
+        return _sha256_of(f)
+
+
+def _checked_cache_file(path, expected):
+    """Whether the cached file `path` has sha256 `expected`.
+
+    A stale or corrupt file is removed, unless another process has already
+    removed it or put another file in its place (the inode tells) or the
+    cache is read-only: then it is left as it is.
+    """
+    try:
+        with open(path, "rb") as f:
+            if _sha256_of(f) == expected:
+                return True
+            inode = os.fstat(f.fileno()).st_ino
+    except OSError:  # Missing, or removed meanwhile.
+        return False
+    try:
+        if os.stat(path).st_ino == inode:
+            os.remove(path)
+    except OSError:  # Removed meanwhile, or a read-only cache.
+        pass
+    return False
 
 
 def _mismatch(what, expected, got):
@@ -236,29 +327,91 @@ def _mismatch(what, expected, got):
     )
 
 
-def _download(url, target, expected):
-    """Downloads `url` to `target` if its sha256 is `expected`."""
-    folder = os.path.dirname(target)
-    os.makedirs(folder, exist_ok=True)
-    partial = tempfile.mkdtemp(prefix=".download-", dir=folder)
-    fname = os.path.basename(target)
+def _partial_prefix():
+    host = socket.gethostname().replace("-", "_") or "host"
+    return f"{_PARTIAL_PREFIX}{host}-{os.getpid()}-"
+
+
+def _is_alive(pid):
     try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # It exists, under another user.
+        return True
+    return True
+
+
+def _remove_dead_downloads(folder):
+    """Removes the temporary download folders that no process will finish.
+
+    Those of this host whose process has ended (killed mid-download), and
+    any older than a day. Another process's live download is left alone.
+    """
+    try:
+        entries = os.listdir(folder)
+    except OSError:
+        return
+    host = socket.gethostname().replace("-", "_") or "host"
+    for entry in entries:
+        if not entry.startswith(_PARTIAL_PREFIX):
+            continue
+        path = os.path.join(folder, entry)
+        fields = entry[len(_PARTIAL_PREFIX) :].split("-")
+        dead = False
+        if len(fields) >= 3 and fields[0] == host and fields[1].isdigit():
+            dead = not _is_alive(int(fields[1]))
         try:
-            path = keras.utils.get_file(
+            dead = dead or time.time() - os.path.getmtime(path) > _STALE_AFTER_S
+        except OSError:
+            continue  # Gone already.
+        if dead:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _get_file(url, fname, folder, expected, timeout):
+    """``keras.utils.get_file`` with a timeout on every socket operation."""
+    with _TIMEOUT_LOCK:
+        previous = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(timeout)
+        try:
+            return keras.utils.get_file(
                 fname=fname,
                 origin=url,
-                cache_dir=partial,
+                cache_dir=folder,
                 cache_subdir=".",
                 file_hash=expected,
                 hash_algorithm="sha256",
             )
-        except ValueError as e:
-            path = os.path.join(partial, fname)
-            got = _sha256(path) if os.path.isfile(path) else "no file"
-            raise _mismatch(
-                f"{url} (the download was not kept)", expected, got
-            ) from e
+        finally:
+            socket.setdefaulttimeout(previous)
+
+
+def _download(url, target, expected):
+    """Downloads `url` to `target` if its sha256 is `expected`."""
+    timeout = _download_timeout()
+    folder = os.path.dirname(target)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        partial = tempfile.mkdtemp(prefix=_partial_prefix(), dir=folder)
+    except OSError as e:
+        raise OSError(
+            f"Could not download {url}: the cache folder {folder} is not "
+            f"writable ({e}). Set KERAS_SODEEP_HOME to a writable folder."
+        ) from e
+    fname = os.path.basename(target)
+    path = os.path.join(partial, fname)
+    try:
+        try:
+            path = _get_file(url, fname, partial, expected, timeout)
         except Exception as e:
+            if isinstance(e, ValueError) and os.path.isfile(path):
+                # get_file checked the hash of a complete download.
+                raise _mismatch(
+                    f"{url} (the download was not kept)",
+                    expected,
+                    _sha256(path),
+                ) from e
             raise OSError(
                 f"Could not download {url}: {e}. Check the network, set "
                 "KERAS_SODEEP_WEIGHTS_URL to a reachable copy of the "
@@ -276,10 +429,8 @@ def _download(url, target, expected):
 def _resolve_file(name, fname, expected):
     """The path of a checked copy of file `fname` of preset `name`."""
     cached = os.path.join(cache_dir(), name, fname)
-    if os.path.isfile(cached):
-        if _sha256(cached) == expected:
-            return cached
-        os.remove(cached)  # Stale or corrupt: fetch it again.
+    if _checked_cache_file(cached, expected):
+        return cached
     shipped = os.path.join(_SHIPPED_DIR, name, fname)
     if os.path.isfile(shipped):
         got = _sha256(shipped)
@@ -291,11 +442,24 @@ def _resolve_file(name, fname, expected):
                 got,
             )
         return shipped
-    return _download(f"{_base_url()}/{name}/{fname}", cached, expected)
+    url = f"{_checked_base_url()}/{name}/{fname}"
+    return _download(url, cached, expected)
+
+
+def _hashes(metadata, where):
+    """The ``sha256`` dict of a preset's metadata (empty if absent)."""
+    hashes = metadata.get("sha256") or {}
+    if not isinstance(hashes, dict):
+        raise ValueError(
+            f"The `sha256` of the metadata of {where} should be a dict from "
+            f"file name to sha256. Received: sha256={hashes!r}"
+        )
+    return hashes
 
 
 def _preset_files(name, metadata):
-    hashes = metadata.get("sha256") or {}
+    hashes = _hashes(metadata, f"preset '{name}'")
+    _remove_dead_downloads(os.path.join(cache_dir(), name))
     paths = {}
     for fname in (CONFIG_FILE, WEIGHTS_FILE):
         if fname not in hashes:
@@ -319,7 +483,7 @@ def _folder_files(folder):
     metadata = {}
     if os.path.isfile(metadata_path):
         metadata = _read_json(metadata_path)
-    for fname, expected in (metadata.get("sha256") or {}).items():
+    for fname, expected in _hashes(metadata, metadata_path).items():
         path = os.path.join(folder, fname)
         if os.path.isfile(path):
             got = _sha256(path)

@@ -25,6 +25,11 @@ Generation is vectorized (a whole batch at once) and uses stateless
 function of ``(s, i)``, so a dataset is reproducible, and its map runs in
 parallel inside ``tf.data``.
 
+`held_out_lists` draws evaluation lists from distributions outside the mix
+(`HELD_OUT`: wide, heavy-tailed, skewed, clustered, near-tied, cosine
+similarities), to measure how a sorter copes with scores unlike those it
+was trained on.
+
 Targets are exact normalized ranks, ``rank / n`` in ``(0, 1]``, descending
 and tie-averaged as in ``keras_sodeep.ranking.exact_rank`` (computed here
 with TensorFlow sort and search ops, so that the pipeline runs in graph mode
@@ -73,6 +78,12 @@ def _check_distributions(distributions):
         f"names among {', '.join(GENERATORS)}. "
         f"Received: distributions={distributions!r}"
     )
+
+
+def _check_seed(seed):
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise ValueError(f"`seed` should be an int. Received: seed={seed!r}")
+    return int(seed)
 
 
 def _shuffle_prefix(x, length, key):
@@ -267,8 +278,7 @@ def synthetic_dataset(
     start = check_int(start, "start", minimum=0)
     if seed is None:
         seed = np.random.SeedSequence().generate_state(1)[0] >> 1
-    elif not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
-        raise ValueError(f"`seed` should be an int. Received: seed={seed!r}")
+    seed = _check_seed(seed)
     stop = None if num_batches is None else start + num_batches
     ds = _batches(seq_len, batch_size, distributions, seed, start, stop)
     return ds.prefetch(tf.data.AUTOTUNE)
@@ -307,6 +317,130 @@ def evaluation_lists(num_lists=10000, seq_len=100, seed=EVALUATION_SEED):
     for x, y in ds:
         scores.append(x.numpy())
         ranks.append(y.numpy())
+    scores = np.concatenate(scores)[:num_lists]
+    ranks = np.concatenate(ranks)[:num_lists]
+    return scores, ranks
+
+
+# ---------------------------------------------------------------------------
+# Held-out distributions (DESIGN §9.1): never part of the training mix.
+# ---------------------------------------------------------------------------
+
+HELD_OUT = (
+    "wide",
+    "cauchy",
+    "exponential",
+    "clusters",
+    "near_ties",
+    "cosine",
+)
+"""Names of the held-out distributions of `held_out_lists`.
+
+None of them is a generator of the ``"paper"`` mix: `synthetic_dataset`
+does not accept them, so no sorter trains on them."""
+
+_MAX_CLUSTERS = 5
+
+
+def _held_out_scores(name, key, shape):
+    """Scores of the held-out distribution `name`, float32 of `shape`.
+
+    `key` is a stateless seed, shape (2,); the scores are a pure function
+    of it.
+    """
+    keys = tf.random.experimental.stateless_split(key, 4)
+    column = (shape[0], 1)
+
+    def normal(i, s, stddev=1.0):
+        return tf.random.stateless_normal(s, keys[i], stddev=stddev)
+
+    def uniform(i, s):
+        return tf.random.stateless_uniform(s, keys[i], dtype=tf.float32)
+
+    if name == "wide":
+        return normal(0, shape, stddev=8.0)
+    if name == "cauchy":
+        # Inverse CDF; u in (0, 1) keeps the tangent finite.
+        u = tf.random.stateless_uniform(
+            shape, keys[0], minval=1e-7, maxval=1.0 - 1e-7
+        )
+        return tf.tan(np.pi * (u - 0.5))
+    if name == "exponential":
+        return 1000.0 - tf.math.log1p(-uniform(0, shape))
+    if name == "clusters":
+        count = 2 + tf.floor(uniform(0, column) * (_MAX_CLUSTERS - 1))
+        centres = normal(1, (shape[0], _MAX_CLUSTERS), stddev=100.0)
+        member = tf.cast(tf.floor(uniform(2, shape) * count), tf.int32)
+        centre = tf.gather(centres, member, batch_dims=1)
+        return centre + normal(3, shape, stddev=1e-2)
+    if name == "near_ties":
+        return normal(0, column) + normal(1, shape, stddev=1e-3)
+    if name == "cosine":
+        return tf.tanh(0.3 + normal(0, shape, stddev=0.2))
+    raise AssertionError(name)  # Unreachable: names are checked.
+
+
+def held_out_lists(
+    distribution, num_lists=1000, seq_len=100, seed=EVALUATION_SEED
+):
+    """Lists from a held-out distribution and their ranks, as NumPy arrays.
+
+    The distributions of DESIGN §9.1 that no sorter trains on: real model
+    outputs have wide ranges, outliers, skew, clusters and near-ties. Per
+    list of ``n`` items (``N(m, s)`` has standard deviation ``s``):
+
+    ```
+    wide         x_i ~ N(0, 8): wide logits
+    cauchy       x_i ~ standard Cauchy, tan(pi (u_i - 1/2)): heavy tails
+    exponential  x_i = 1000 + e_i, e_i ~ Exp(1): skewed, far from 0
+    clusters     k ~ U{2..5} centres c_1..c_k ~ N(0, 100) per list;
+                 x_i = c_{z_i} + N(0, 0.01), z_i ~ U{1..k}: tight
+                 clusters far apart
+    near_ties    x_i = c + N(0, 0.001), c ~ N(0, 1) per list
+    cosine       x_i = tanh(y_i), y_i ~ N(0.3, 0.2): cosine similarities
+    ```
+
+    The targets are exact normalized ranks ``rank / n`` of the float32
+    scores (descending, tie-averaged). Like `evaluation_lists`, the lists
+    are drawn in blocks of 1,000 with stateless random ops, so they are a
+    pure function of ``(distribution, seed)`` and the first ``k`` lists do
+    not depend on ``num_lists``; each distribution has its own streams.
+
+    Args:
+        distribution: str, a name from `HELD_OUT`.
+        num_lists: int, the number of lists. Defaults to 1,000.
+        seq_len: int, the list length. Defaults to 100.
+        seed: int, the seed. Defaults to `EVALUATION_SEED`.
+
+    Returns:
+        A pair ``(scores, normalized_ranks)`` of float32 arrays of shape
+        ``(num_lists, seq_len)``.
+
+    Example:
+
+    >>> from keras_sodeep.synthetic import held_out_lists
+    >>> scores, ranks = held_out_lists("exponential", num_lists=3, seq_len=4)
+    >>> scores.shape, bool(scores.min() > 999), float(ranks.max())
+    ((3, 4), True, 1.0)
+    """
+    if distribution not in HELD_OUT:
+        raise ValueError(
+            f"`distribution` should be one of {', '.join(HELD_OUT)}. "
+            f"Received: distribution={distribution!r}"
+        )
+    num_lists = check_int(num_lists, "num_lists")
+    seq_len = check_int(seq_len, "seq_len")
+    seed = _check_seed(seed)
+    index = HELD_OUT.index(distribution)
+    base = tf.constant([int(seed), index], tf.int64)
+    shape = (_EVALUATION_BLOCK, seq_len)
+    mask = tf.ones(shape, tf.bool)
+    scores, ranks = [], []
+    for block in range(math.ceil(num_lists / _EVALUATION_BLOCK)):
+        key = tf.random.experimental.stateless_fold_in(base, block)
+        x = _held_out_scores(distribution, key, shape)
+        scores.append(x.numpy())
+        ranks.append(_normalized_ranks(x, mask).numpy())
     scores = np.concatenate(scores)[:num_lists]
     ranks = np.concatenate(ranks)[:num_lists]
     return scores, ranks

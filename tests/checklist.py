@@ -76,6 +76,26 @@ CASES = [
         "relevance",
     ),
     Case(
+        "ranked_list_loss",
+        lambda axis: losses.RankedListLoss(),
+        (-1,),
+        "relevance",
+    ),
+    Case(
+        "recall_at_k_surrogate_loss",
+        lambda axis: losses.RecallAtKSurrogateLoss(k=(1, 2), ranker=sharp()),
+        (-1,),
+        "relevance",
+    ),
+    Case(
+        "global_batch_loss",
+        lambda axis: losses.GlobalBatchLoss(
+            losses.RecallAtKSurrogateLoss(k=(1, 2), ranker=sharp())
+        ),
+        (-1,),
+        "relevance",
+    ),
+    Case(
         "sup_ap_loss",
         lambda axis: losses.SupAPLoss(),
         (-1,),

@@ -192,12 +192,38 @@ def test_default_spearman_takes_any_batch_size(rng, n):
     y = rng.normal(size=n).astype("float32")
     p = rng.normal(size=n).astype("float32")
     value = float(SpearmanLoss()(y, p))
-    # NumPy transcription of the default: SigmoidRanker(temperature=0.1).
-    tau = DEFAULT_RANKER["config"]["temperature"]
-    z = (p[None, :] - p[:, None]) / tau
-    r_hat = 0.5 + np.sum(1 / (1 + np.exp(-z.astype("float64"))), axis=1)
-    expected = np.mean(((r_hat - rankdata(-y)) / n) ** 2)
-    np.testing.assert_allclose(value, expected, rtol=1e-3)
+    # The default is the learned `histogram` preset, which ranks to within
+    # a small fraction of a rank: the value is eq. 4 on the exact ranks.
+    assert DEFAULT_RANKER == "histogram"
+    expected = np.mean(((rankdata(-p) - rankdata(-y)) / n) ** 2)
+    np.testing.assert_allclose(value, expected, rtol=1e-2, atol=1e-4)
+
+
+@pytest.mark.parametrize("scale", [0.01, 100.0])
+def test_default_losses_train_free_scores_at_any_scale(rng, scale):
+    # DESIGN §9.4 in small: free scores, independent of the targets, at a
+    # score scale far from 1, optimized with Adam on the default losses.
+    theta = tf.Variable(rng.normal(size=(4, 100)).astype("float32"))
+    targets = rng.normal(size=(4, 100)).astype("float32")
+    relevant = (rng.random((4, 100)) < 0.1).astype("float32")
+    relevant[:, 0] = 1.0
+    spearman, ap = SpearmanLoss(axis=-1), MeanAveragePrecisionLoss(axis=-1)
+    optimizer = keras.optimizers.Adam(0.05)
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            x = scale * theta
+            loss = spearman(targets[:2], x[:2]) + ap(relevant[2:], x[2:])
+        grads = tape.gradient(loss, [theta])
+        optimizer.apply_gradients(zip(grads, [theta]))
+
+    for _ in range(100):
+        step()
+    x = theta.numpy()
+    rho = [spearmanr(x[i], targets[i])[0] for i in range(2)]
+    aps = [average_precision_score(relevant[i], x[i]) for i in (2, 3)]
+    assert min(rho) > 0.97 and min(aps) > 0.97, (rho, aps)
 
 
 def test_spearman_edge_lists_are_finite():

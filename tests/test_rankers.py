@@ -36,6 +36,21 @@ def sigmoid_oracle(x, tau, mask):
     return out
 
 
+def relative_sigmoid_oracle(x, tau, mask):
+    """NumPy transcription of the relative sigmoid ranks.
+
+    r_i = 1 + sum_{j != i} sigmoid((x_j - x_i) / (tau s)), s the population
+    standard deviation of the list's unmasked items, 1 if it is 0.
+    """
+    out = np.zeros(x.shape)
+    for idx in np.ndindex(x.shape[:-1]):
+        keep = mask[idx]
+        s = np.std(x[idx][keep]) if keep.any() else 0.0
+        s = s if s > 0 else 1.0
+        out[idx] = sigmoid_oracle(x[idx], tau * s, keep)
+    return out
+
+
 def neuralsort_oracle(s, tau):
     """Grover et al. (2019), eq. 5, for one list, and column-normalized ranks.
 
@@ -85,6 +100,7 @@ keras.saving.register_keras_serializable(package="keras_sodeep_tests")(
 SHARP_RANKERS = {
     "exact": lambda: ExactRanker(),
     "sigmoid": lambda: SigmoidRanker(1e-4),
+    "sigmoid_relative": lambda: SigmoidRanker(1e-4, relative=True),
     "neuralsort": lambda: NeuralSortRanker(1e-4),
     "sorter_generic": lambda: SorterRanker(SharpSorter(None)),
     "sorter_fixed": lambda: SorterRanker(SharpSorter(16)),
@@ -126,6 +142,89 @@ def test_sigmoid_matches_formula(rng):
     np.testing.assert_allclose(
         ranks, sigmoid_oracle(x, 0.5, mask), rtol=1e-5, atol=1e-5
     )
+
+
+@pytest.mark.backend
+def test_relative_sigmoid_matches_formula(rng):
+    x = rng.normal(size=(3, 2, 7)) * np.array([[[0.01]], [[1.0]], [[100]]])
+    mask = rng.random(x.shape) > 0.3
+    mask[0, 0] = [True, False, False, False, False, False, False]  # s = 0
+    ranker = SigmoidRanker(temperature=0.2, relative=True)
+    ranks = ranker(x.astype("float32"), mask=mask)
+    expected = relative_sigmoid_oracle(x, 0.2, mask)
+    np.testing.assert_allclose(ranks, expected, rtol=1e-4, atol=1e-4)
+    full = np.ones(x.shape, bool)
+    np.testing.assert_allclose(
+        ranker(x.astype("float32")),
+        relative_sigmoid_oracle(x, 0.2, full),
+        rtol=1e-4,
+        atol=1e-4,
+    )
+
+
+def test_relative_sigmoid_is_invariant_to_affine_maps(rng):
+    x = rng.standard_cauchy(size=(4, 30)).astype("float32")
+    ranker = SigmoidRanker(temperature=0.1, relative=True)
+    ranks = np.asarray(ranker(x))
+    for a, b in ((100.0, 0.0), (0.01, 0.0), (1000.0, 50.0), (0.001, -3.0)):
+        np.testing.assert_allclose(ranker(a * x + b), ranks, atol=2e-3)
+    # The absolute form is not: 100 x is ranked far more sharply.
+    absolute = SigmoidRanker(temperature=0.1)
+    assert np.abs(absolute(100 * x) - absolute(x)).max() > 0.5
+
+
+def test_relative_sigmoid_constant_and_short_lists_are_finite():
+    ranker = SigmoidRanker(relative=True)
+    x = tf.Variable(np.full((2, 5), 3.0, "float32"))
+    with tf.GradientTape() as tape:
+        ranks = ranker(x)
+        target = ranks[0, 1]
+    np.testing.assert_allclose(ranks, 3.0, atol=1e-6)  # (n + 1) / 2
+    grad = tape.gradient(target, x).numpy()
+    assert np.all(np.isfinite(grad)) and grad[0, 1] < 0
+    single = np.asarray(ranker(np.array([[0.4]], "float32")))
+    np.testing.assert_allclose(single, [[1.0]], atol=1e-6)
+    empty = ranker(x, mask=np.zeros((2, 5), bool))
+    np.testing.assert_array_equal(empty, 0.0)
+
+
+@pytest.mark.parametrize("relative", [False, True])
+def test_sigmoid_masked_nan_reaches_neither_ranks_nor_gradients(rng, relative):
+    values = rng.normal(size=(2, 6)).astype("float32")
+    mask = np.ones((2, 6), bool)
+    mask[0, [1, 4]] = False
+    values[0, 1], values[0, 4] = np.nan, np.inf
+    x = tf.Variable(values)
+    ranker = SigmoidRanker(temperature=0.3, relative=relative)
+    with tf.GradientTape() as tape:
+        ranks = ranker(x, mask=mask)
+        loss = tf.reduce_sum(ranks * np.arange(1.0, 7.0, dtype="float32"))
+    grad = tape.gradient(loss, x).numpy()
+    assert np.all(np.isfinite(ranks)) and np.all(np.isfinite(grad))
+    np.testing.assert_array_equal(grad[0, [1, 4]], 0.0)
+    # The unmasked items are ranked as the short list alone.
+    short = ranker(values[0, mask[0]][None]).numpy()[0]
+    np.testing.assert_allclose(np.asarray(ranks)[0, mask[0]], short, 1e-6)
+
+
+def test_relative_sigmoid_spread_has_no_gradient(rng):
+    x = tf.Variable(rng.normal(size=(3, 8)).astype("float32") * 5.0)
+    weights = rng.normal(size=(3, 8)).astype("float32")
+    spread = np.std(x.numpy(), axis=-1)
+    grads = []
+    for ranker in (
+        SigmoidRanker(temperature=0.2, relative=True),
+        *[SigmoidRanker(temperature=0.2 * float(s)) for s in spread],
+    ):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(ranker(x) * weights, axis=-1)
+        grads.append(tape.jacobian(loss, x).numpy())
+    # Row i of the relative ranker equals the absolute ranker at t * s_i,
+    # gradient included: s_i is a constant.
+    for i in range(3):
+        np.testing.assert_allclose(
+            grads[0][i], grads[1 + i][i], rtol=1e-4, atol=1e-6
+        )
 
 
 @pytest.mark.backend
@@ -249,10 +348,11 @@ def test_sorter_ranker_gradient_flows_to_scores(rng):
     [
         ExactRanker(),
         SigmoidRanker(0.25),
+        SigmoidRanker(0.25, relative=True),
         NeuralSortRanker(2.0),
         SorterRanker(SharpSorter(seq_len=7)),
     ],
-    ids=["exact", "sigmoid", "neuralsort", "sorter"],
+    ids=["exact", "sigmoid", "sigmoid_relative", "neuralsort", "sorter"],
 )
 def test_config_round_trip(rng, ranker):
     x = rng.normal(size=(2, 5)).astype("float32")
@@ -269,12 +369,27 @@ def test_bad_arguments():
         SigmoidRanker(temperature=0.0)
     with pytest.raises(ValueError, match="temperature"):
         NeuralSortRanker(temperature=-1)
+    with pytest.raises(TypeError, match="relative"):
+        SigmoidRanker(relative="yes")
     with pytest.raises(TypeError, match="sorter"):
         SorterRanker("not a model")
     with pytest.raises(ValueError, match="mask"):
         SigmoidRanker()(np.zeros((2, 3)), mask=np.ones((3, 2), bool))
     with pytest.raises(NotImplementedError):
         Ranker()(np.zeros(3))
+
+
+def test_relative_sigmoid_spec():
+    from keras_sodeep import ranking
+
+    ranker = ranking.get("sigmoid:0.3:relative")
+    assert isinstance(ranker, SigmoidRanker)
+    assert (ranker.temperature, ranker.relative) == (0.3, True)
+    assert ranking.get("sigmoid:0.3").relative is False
+    with pytest.raises(ValueError, match="sigmoid:T:relative"):
+        ranking.get("sigmoid:0.3:absolute")
+    with pytest.raises(ValueError, match="should be a number"):
+        ranking.get("sigmoid:x:relative")
 
 
 def real_sorters():

@@ -8,8 +8,10 @@ from scipy.stats import rankdata
 
 from keras_sodeep.synthetic import (
     GENERATORS,
+    HELD_OUT,
     _normalized_ranks,
     evaluation_lists,
+    held_out_lists,
     synthetic_dataset,
 )
 
@@ -222,6 +224,91 @@ def test_evaluation_lists_prefix_and_ranks():
     np.testing.assert_array_equal(head, scores[:7])
     other, _ = evaluation_lists(num_lists=7, seq_len=30, seed=1)
     assert not np.array_equal(other, head)
+
+
+def test_held_out_distributions_are_not_in_the_paper_mix():
+    assert not set(HELD_OUT) & set(GENERATORS)
+    for name in HELD_OUT:
+        with pytest.raises(ValueError, match="distributions"):
+            synthetic_dataset(distributions=name)
+
+
+@pytest.mark.parametrize("name", HELD_OUT)
+def test_held_out_targets_determinism_and_prefix(name):
+    scores, ranks = held_out_lists(name, num_lists=1100, seq_len=30)
+    assert scores.shape == ranks.shape == (1100, 30)
+    assert scores.dtype == ranks.dtype == np.float32
+    assert np.all(np.isfinite(scores))
+    np.testing.assert_allclose(
+        ranks, _scipy_normalized_ranks(scores), atol=1e-6
+    )
+    again, _ = held_out_lists(name, num_lists=5, seq_len=30)
+    np.testing.assert_array_equal(again, scores[:5])
+    other, _ = held_out_lists(name, num_lists=5, seq_len=30, seed=7)
+    assert not np.array_equal(other, again)
+    # The second block of 1,000 lists is new data, not a copy.
+    assert not np.array_equal(scores[1000:1005], again)
+
+
+def _held_out(name, n=100, num_lists=400):
+    return held_out_lists(name, num_lists=num_lists, seq_len=n)[0].astype(
+        "float64"
+    )
+
+
+def test_held_out_wide_and_cosine():
+    wide = _held_out("wide")
+    assert abs(wide.mean()) < 0.2 and abs(wide.std() - 8.0) < 0.2
+    y = np.arctanh(_held_out("cosine"))
+    assert abs(y.mean() - 0.3) < 0.01 and abs(y.std() - 0.2) < 0.01
+    assert np.abs(_held_out("cosine")).max() < 1.0
+
+
+def test_held_out_cauchy_is_heavy_tailed():
+    x = _held_out("cauchy")
+    quartiles = np.percentile(x, [25, 50, 75])
+    np.testing.assert_allclose(quartiles, [-1.0, 0.0, 1.0], atol=0.05)
+    assert np.abs(x).max() > 1e3  # Outliers far beyond a normal's.
+
+
+def test_held_out_exponential_is_shifted_and_skewed():
+    x = _held_out("exponential")
+    assert x.min() > 999.0
+    e = x - 1000.0
+    assert abs(e.mean() - 1.0) < 0.02 and abs(np.median(e) - np.log(2)) < 0.02
+
+
+def test_held_out_clusters_are_few_tight_and_far_apart():
+    x = _held_out("clusters", num_lists=200)
+    counts = []
+    for row in x:
+        ordered = np.sort(row)
+        gaps = np.diff(ordered)
+        # Clusters: runs of items within 0.2 of each other.
+        groups = np.split(ordered, np.flatnonzero(gaps > 0.2) + 1)
+        counts.append(len(groups))
+        assert max(np.ptp(g) for g in groups) < 0.2
+    counts = np.array(counts)
+    assert counts.min() >= 1 and counts.max() <= 5
+    # Centres ~ N(0, 100): two clusters rarely merge.
+    assert np.mean(counts >= 2) > 0.95
+    assert set(np.unique(counts)) >= {2, 3, 4, 5}
+
+
+def test_held_out_near_ties():
+    x = _held_out("near_ties")
+    np.testing.assert_allclose(np.median(x.std(axis=1)), 1e-3, rtol=0.05)
+    assert np.std(x.mean(axis=1)) > 0.5  # The offset moves each list.
+    assert np.mean([len(np.unique(r)) for r in x]) > 95  # Few exact ties.
+
+
+def test_held_out_bad_arguments():
+    with pytest.raises(ValueError, match="distribution"):
+        held_out_lists("normal")
+    with pytest.raises(ValueError, match="num_lists"):
+        held_out_lists("wide", num_lists=0)
+    with pytest.raises(ValueError, match="seed"):
+        held_out_lists("wide", seed=1.5)
 
 
 def test_tfds_builder_offline(tmp_path):

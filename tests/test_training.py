@@ -20,10 +20,11 @@ from scipy.stats import rankdata, spearmanr
 from keras_sodeep.ranking import ExactRanker, SigmoidRanker
 from keras_sodeep.ranking import get as resolve_ranker
 from keras_sodeep.sorters import build_sorter
-from keras_sodeep.synthetic import evaluation_lists
+from keras_sodeep.synthetic import HELD_OUT, evaluation_lists, held_out_lists
 from keras_sodeep.training import (
     evaluate_ranker,
     fidelity_figures,
+    held_out_figures,
     train_sorter,
 )
 
@@ -89,6 +90,35 @@ def test_evaluate_sigmoid_ranker_against_numpy():
     # A temperature of 0.1 blurs the dense lists far more than the
     # scale of the lists mapped by 1000 x + 50 does.
     assert figures["l1_scaled_up"] < figures["l1"] < figures["l1_scaled_down"]
+
+
+def test_evaluate_held_out_distributions_against_numpy():
+    figures = evaluate_ranker(
+        SigmoidRanker(0.1), num_lists=50, lengths=(), held_out_lists=40
+    )
+    assert list(figures["l1_held_out"]) == list(HELD_OUT)
+    for name in HELD_OUT:
+        scores, _ = held_out_lists(name, num_lists=40, seq_len=100)
+        target = rankdata(-scores, axis=-1) / 100
+        predicted = _sigmoid_ranks(scores.astype("float64"), 0.1) / 100
+        l1 = np.mean(np.abs(predicted - target))
+        assert figures["l1_held_out"][name] == pytest.approx(
+            l1, rel=1e-3, abs=1e-6
+        )
+    worst = max(figures["l1_held_out"], key=figures["l1_held_out"].get)
+    assert figures["held_out_worst"] == worst == "near_ties"
+    assert figures["l1_held_out_worst"] == figures["l1_held_out"][worst]
+    assert figures["held_out_worst_ratio"] == pytest.approx(
+        figures["l1_held_out_worst"] / figures["l1"]
+    )
+    exact = evaluate_ranker("exact", num_lists=20, lengths=())
+    assert exact["l1_held_out_worst"] < 1e-6
+    perfect = held_out_figures(lambda x: rankdata(-x, axis=-1) / 5, 5, 3, 0, 0)
+    assert perfect["held_out_worst_ratio"] is None  # The paper-mix L1 is 0.
+    skipped = evaluate_ranker("exact", num_lists=20, held_out_lists=0)
+    assert "l1_held_out" not in skipped
+    with pytest.raises(ValueError, match="held_out_lists"):
+        evaluate_ranker("exact", num_lists=20, held_out_lists=-1)
 
 
 def test_evaluate_sigmoid_reproduces_the_paper_within_ten_percent():
@@ -341,6 +371,8 @@ def test_cli_evaluate_prints_a_markdown_table():
     l1 = np.mean(np.abs(_sigmoid_ranks(scores, 0.1) - target)) / 100
     assert float(row[3]) == pytest.approx(l1, abs=1e-4)
     assert "| n | L1 |" in lines and lines[-1].startswith("| 20 |")
+    assert "| held-out lists | L1 | / paper-mix L1 |" in lines
+    assert any(line.startswith("| worst: ") for line in lines)
 
 
 def test_cli_train_resumes_after_sigkill(tmp_path):

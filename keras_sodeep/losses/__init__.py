@@ -15,10 +15,14 @@ backends, the first use should be eager, or pass
 ``keras_sodeep.pretrained(name)``.)
 
 One module per family: `spearman`, `average_precision`, `recall`, `hinge`
-(rank triplet and rank-sum losses), `suprank` (SupAP, SupRecall@k and
-ROADMAP, on their own upper-bound rank) and `calibration`, over the base
-class `RankingLoss` (`base`), with which a user writes a rank loss as one
-method; `memory` holds `CrossBatchMemory`, which lets any embedding loss
+(rank triplet and rank-sum losses), `ranked_list` (Ranked List Loss),
+`recall_surrogate` (RS@k), `suprank` (SupAP, SupRecall@k and ROADMAP, on
+their own upper-bound rank) and `calibration`, over the base class
+`RankingLoss` (`base`), with which a user writes a rank loss as one method.
+`simix` holds similarity mixup (`similarity_mixup`, and `SiMixOption`, the
+base of the losses that offer ``simix=True``); `global_batch` holds
+`GlobalBatchLoss`, which ranks the global batch across ``tf.distribute``
+replicas; `memory` holds `CrossBatchMemory`, which lets any embedding loss
 rank each query against the batch and the last embeddings seen.
 
 Conventions shared by the losses:
@@ -37,9 +41,14 @@ Conventions shared by the losses:
   ``labels < 0`` also marks padding, which works everywhere.
 - A list that cannot be scored (no positive, no item) contributes nothing;
   if no list of the batch can be scored the loss is 0.
-- Finite scores give a finite loss. Non-finite scores raise a
-  ``ValueError`` when the loss runs eagerly; inside a compiled function they
-  give a NaN loss (``keras.callbacks.TerminateOnNaN`` stops on it).
+- Finite scores give a finite loss. A non-finite score or a NaN label
+  among the items that take part raises a ``ValueError`` when the loss runs
+  eagerly; inside a compiled function it makes the loss of its list NaN,
+  whatever the ranker returns for it, so the batch loss is NaN
+  (``keras.callbacks.TerminateOnNaN`` stops on it). A NaN label is not
+  padding, as in ``keras_sodeep.metrics``.
+- Masked and padded items may hold anything (NaN, inf): they reach neither
+  the loss nor its gradients.
 - Distribution: under a ``tf.distribute`` strategy (``MirroredStrategy``,
   ...) each replica computes the loss on its own shard of the global batch,
   and Keras averages the replicas' losses and gradients. With ``axis=0`` a
@@ -50,7 +59,8 @@ Conventions shared by the losses:
   the list length each replica should rank. Lists along ``axis=-1`` (rows,
   or embeddings of a replica's shard) are split the same way. The metrics
   of ``keras_sodeep.metrics``, unlike the losses, gather the replicas and
-  are exact.
+  are exact. To rank the global batch of embeddings instead, wrap the loss
+  in ``GlobalBatchLoss``.
 - Mixed precision: the losses compute in their own dtype (float32 unless
   ``dtype=`` says otherwise) and the rankers in float32, also under the
   ``mixed_float16`` and ``mixed_bfloat16`` policies; half-precision
@@ -60,9 +70,13 @@ Conventions shared by the losses:
 from keras_sodeep.losses.average_precision import MeanAveragePrecisionLoss
 from keras_sodeep.losses.base import RankingLoss
 from keras_sodeep.losses.calibration import CalibrationLoss
+from keras_sodeep.losses.global_batch import GlobalBatchLoss
 from keras_sodeep.losses.hinge import RankLoss, RankTripletLoss
 from keras_sodeep.losses.memory import CrossBatchMemory
+from keras_sodeep.losses.ranked_list import RankedListLoss
 from keras_sodeep.losses.recall import RecallAtKLoss
+from keras_sodeep.losses.recall_surrogate import RecallAtKSurrogateLoss
+from keras_sodeep.losses.simix import SiMixOption, similarity_mixup
 from keras_sodeep.losses.spearman import SpearmanLoss
 from keras_sodeep.losses.suprank import (
     ROADMAPLoss,
@@ -75,13 +89,18 @@ __all__ = [
     "DEFAULT_RANKER",
     "CalibrationLoss",
     "CrossBatchMemory",
+    "GlobalBatchLoss",
     "MeanAveragePrecisionLoss",
     "ROADMAPLoss",
     "RankLoss",
     "RankTripletLoss",
+    "RankedListLoss",
     "RankingLoss",
     "RecallAtKLoss",
+    "RecallAtKSurrogateLoss",
+    "SiMixOption",
     "SpearmanLoss",
     "SupAPLoss",
     "SupRecallAtKLoss",
+    "similarity_mixup",
 ]

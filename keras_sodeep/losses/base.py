@@ -13,27 +13,51 @@ import keras
 from keras import ops
 
 from keras_sodeep import ranking
-from keras_sodeep._checks import check_list_axis, same_shape, unpack_y_true
+from keras_sodeep._checks import (
+    as_tensor,
+    check_list_axis,
+    same_shape,
+    unpack_y_true,
+)
 
 # Lists along the last axis, and how to turn per-item values back into the
 # layout of `y_pred` (`per_item`: one value per item; `moved`: the axis the
-# lists ran along before they were moved last, or None).
+# lists ran along before they were moved last, or None; `poisoned`: bool per
+# list, the lists with a non-finite score or a NaN label among the items
+# that take part, whose loss is NaN).
 _Lists = collections.namedtuple(
-    "_Lists", ["labels", "scores", "valid", "per_item", "moved"]
+    "_Lists", ["labels", "scores", "valid", "per_item", "moved", "poisoned"]
 )
 
 
-def _check_finite(y_pred):
-    """Raises on non-finite scores when running eagerly; a no-op in graphs."""
+def _raise_eagerly(bad, message):
+    """Raises ``ValueError(message)`` if any of ``bad`` holds, when running
+    eagerly; a no-op on symbolic tensors (inside a compiled function)."""
     try:
-        finite = bool(ops.all(ops.isfinite(y_pred)))
+        found = bool(ops.any(bad))
     except Exception:  # a symbolic tensor inside a compiled function
         return
-    if not finite:
-        raise ValueError(
-            "`y_pred` should hold finite scores. Received NaN or infinite "
-            "values."
-        )
+    if found:
+        raise ValueError(message)
+
+
+def _check_items(labels, scores, valid):
+    """Finds the items that take part and hold a non-finite score or a NaN
+    label: raises when running eagerly, else returns them (bool)."""
+    bad_score = ops.logical_and(valid, ops.logical_not(ops.isfinite(scores)))
+    _raise_eagerly(
+        bad_score,
+        "`y_pred` should hold finite scores at the items that take part "
+        "(masked and padded items may hold anything). Received NaN or "
+        "infinite values.",
+    )
+    bad_label = ops.logical_and(valid, ops.isnan(labels))
+    _raise_eagerly(
+        bad_label,
+        "`y_true` should hold no NaN at the items that take part (mask "
+        "them, or give relevance labels < 0 to pad). Received NaN.",
+    )
+    return ops.logical_or(bad_score, bad_label)
 
 
 def _match_rank(x, target):
@@ -73,7 +97,8 @@ def embedding_lists(labels, embeddings, mask=None, reference=None):
     Returns ``(relevance, scores, valid)`` of shape ``(B, B)``: row ``q``
     ranks the other samples by cosine similarity to sample ``q``; the
     samples with its label are relevant; labels < 0 and ``False`` mask
-    entries mark padding.
+    entries mark padding. A padded sample reaches no value and no gradient,
+    whatever its embedding holds.
 
     ``reference``, optional: ``(unit, labels, valid)`` of ``R`` more
     gallery items (unit-norm embeddings ``(R, D)``, labels ``(R,)``, bool
@@ -83,8 +108,11 @@ def embedding_lists(labels, embeddings, mask=None, reference=None):
     labels = ops.reshape(labels, (-1,))
     valid = labels >= 0
     if mask is not None:
-        mask = ops.reshape(ops.convert_to_tensor(mask), (-1,))
+        mask = ops.reshape(as_tensor(mask), (-1,))
         valid = ops.logical_and(valid, ops.not_equal(mask, 0))
+    # Padded embeddings are replaced before any arithmetic: a NaN there
+    # would otherwise reach every gradient through the matmul below.
+    embeddings = ops.where(ops.expand_dims(valid, -1), embeddings, 1.0)
     unit = unit_embeddings(embeddings)
     size = ops.shape(unit)[0]
     not_self = ops.logical_not(ops.cast(ops.eye(size), "bool"))
@@ -248,19 +276,15 @@ class RankingLoss(keras.losses.Loss):
         `embedding_lists`); used by ``CrossBatchMemory``.
         """
         labels, mask = unpack_y_true(y_true)
-        labels = ops.convert_to_tensor(labels, dtype=self.dtype)
-        y_pred = ops.convert_to_tensor(y_pred, dtype=self.dtype)
-        _check_finite(y_pred)
+        labels = as_tensor(labels, dtype=self.dtype)
+        y_pred = as_tensor(y_pred, dtype=self.dtype)
         if len(y_pred.shape) == 0:
             raise ValueError(
                 "`y_pred` should have at least one dimension. Received: "
                 f"y_pred.shape={tuple(y_pred.shape)}"
             )
         if self._is_embeddings(labels, y_pred):
-            relevance, scores, valid = embedding_lists(
-                labels, y_pred, mask, reference
-            )
-            return _Lists(relevance, scores, valid, False, None)
+            return self._embedding_lists(labels, y_pred, mask, reference)
         original = tuple(labels.shape)
         labels = _match_rank(labels, y_pred)
         if not same_shape(labels.shape, y_pred.shape):
@@ -276,7 +300,7 @@ class RankingLoss(keras.losses.Loss):
                 f"y_pred.shape={tuple(y_pred.shape)}"
             )
         if mask is not None:
-            mask = _match_rank(ops.convert_to_tensor(mask), y_pred)
+            mask = _match_rank(as_tensor(mask), y_pred)
             if not same_shape(mask.shape, y_pred.shape):
                 raise ValueError(
                     "`mask` should have the shape of the labels. Received: "
@@ -289,18 +313,48 @@ class RankingLoss(keras.losses.Loss):
             else ops.not_equal(mask, 0)
         )
         if self.relevance_labels:
-            valid = ops.logical_and(valid, labels >= 0)
+            # `not <` rather than `>=`: a NaN label is not padding.
+            valid = ops.logical_and(valid, ops.logical_not(labels < 0))
+        bad = _check_items(labels, y_pred, valid)
+        # Masked items are replaced before any arithmetic (the first `where`
+        # of each `where` a loss applies later), so that whatever they hold
+        # reaches neither the loss nor its gradients.
+        labels = ops.where(valid, labels, 0.0)
+        y_pred = ops.where(valid, y_pred, 0.0)
         if len(y_pred.shape) == 1:
             if self.axis == 0:
                 # Axis 0 of a single list is its last axis: per-item values.
-                return _Lists(labels, y_pred, valid, True, None)
+                return _Lists(labels, y_pred, valid, True, None, ops.any(bad))
             # A single list along the last axis: one sample.
             lists = [ops.expand_dims(x, 0) for x in (labels, y_pred, valid)]
-            return _Lists(*lists, False, None)
+            poisoned = ops.any(ops.expand_dims(bad, 0), axis=-1)
+            return _Lists(*lists, False, None, poisoned)
         if self.axis == 0:
             lists = [ops.moveaxis(x, 0, -1) for x in (labels, y_pred, valid)]
-            return _Lists(*lists, True, 0)
-        return _Lists(labels, y_pred, valid, False, None)
+            poisoned = ops.any(ops.moveaxis(bad, 0, -1), axis=-1)
+            return _Lists(*lists, True, 0, poisoned)
+        poisoned = ops.any(bad, axis=-1)
+        return _Lists(labels, y_pred, valid, False, None, poisoned)
+
+    def _embedding_lists(self, labels, embeddings, mask, reference=None):
+        """`_Lists` of a batch of embeddings (see `embedding_lists`)."""
+        flat = ops.reshape(labels, (-1,))
+        sample_valid = ops.logical_not(flat < 0)
+        if mask is not None:
+            mask = ops.reshape(as_tensor(mask), (-1,))
+            sample_valid = ops.logical_and(sample_valid, ops.not_equal(mask, 0))
+        finite = ops.all(ops.isfinite(embeddings), axis=-1)
+        bad = _check_items(
+            flat,
+            ops.where(finite, 0.0, float("nan")),
+            sample_valid,
+        )
+        relevance, scores, valid = embedding_lists(
+            labels, embeddings, mask, reference
+        )
+        # A bad sample is in every query's gallery: every list is NaN.
+        poisoned = ops.logical_and(ops.any(bad), ops.ones_like(flat) > 0)
+        return _Lists(relevance, scores, valid, False, None, poisoned)
 
     # -- values -----------------------------------------------------------
 
@@ -313,12 +367,17 @@ class RankingLoss(keras.losses.Loss):
             lists.labels, lists.scores, lists.valid
         )
         dtype = lists.scores.dtype
+        # A list with a non-finite score or a NaN label counts, and is NaN.
+        poisoned = lists.poisoned
+        list_valid = ops.logical_or(list_valid, poisoned)
+        nan = ops.cast(float("nan"), dtype)
         valid_f = ops.cast(list_valid, dtype)
         num_lists = ops.sum(ops.ones_like(valid_f))
         factor = num_lists / ops.maximum(ops.sum(valid_f), 1.0)
         if not lists.per_item:
             list_loss = ops.sum(terms, axis=-1)
-            return ops.where(list_valid, list_loss, 0.0) * factor
+            list_loss = ops.where(list_valid, list_loss, 0.0) * factor
+            return ops.where(poisoned, nan, list_loss)
         if terms.shape[-1] == 1 and lists.scores.shape[-1] != 1:
             raise ValueError(
                 f"{type(self).__name__} does not split over items: it "
@@ -327,6 +386,7 @@ class RankingLoss(keras.losses.Loss):
         length = ops.cast(ops.shape(lists.scores)[-1], dtype)
         terms = ops.where(ops.expand_dims(list_valid, -1), terms, 0.0)
         terms = terms * (length * factor)
+        terms = ops.where(ops.expand_dims(poisoned, -1), nan, terms)
         if lists.moved is not None:
             terms = ops.moveaxis(terms, -1, lists.moved)
         return terms

@@ -1,5 +1,7 @@
 """The calibration loss of ROADMAP (Ramzi et al., NeurIPS 2021)."""
 
+import math
+
 import keras
 from keras import ops
 
@@ -117,8 +119,8 @@ def reject_ranker(class_name, kwargs):
 def _check_number(value, name):
     """``float(value)`` for a real number (margins may be negative)."""
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not ok or value != value:
+    if not ok or not math.isfinite(value):
         raise ValueError(
-            f"`{name}` should be a float. Received: {name}={value}"
+            f"`{name}` should be a finite float. Received: {name}={value}"
         )
     return float(value)

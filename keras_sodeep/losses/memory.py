@@ -201,6 +201,8 @@ class CrossBatchMemory(keras.losses.Loss):
             mask = ops.reshape(ops.convert_to_tensor(mask), (-1,))
             keep = ops.logical_and(keep, ops.not_equal(mask, 0))
         labels = ops.where(keep, labels, -1.0)
+        # Padded samples may hold anything (NaN): they enter as zeros.
+        unit = ops.where(ops.expand_dims(keep, -1), unit, 0.0)
         # A batch larger than the memory leaves its last `size` samples.
         unit, labels = unit[-self.size :], labels[-self.size :]
         count = ops.shape(unit)[0]

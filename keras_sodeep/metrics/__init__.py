@@ -21,7 +21,10 @@ Shared conventions: ranks are descending (see ``keras_sodeep.ranking``); a
 metric never depends on the order of tied scores; ``y_true`` may be a dict
 ``{"labels": ..., "mask": ...}`` whose ``False`` mask entries take no part in
 anything; for relevance grades (mAP, Recall@k), labels < 0 are padding too.
-A NaN score or label among the items of a list makes that list's value NaN.
+A NaN score or label among the items of a list makes that list's value NaN,
+and so the result: a NaN label is not padding. So does a NaN
+``sample_weight`` (a weight <= 0 leaves its sample or list out; NaN is not
+such a weight).
 
 Distribution: under a ``tf.distribute`` strategy with several replicas
 (``MirroredStrategy``, ...), each replica sees its shard of the global

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_sodeep._checks import (
+    as_tensor,
     check_int,
     check_list_axis,
     same_shape,
@@ -66,7 +67,7 @@ def _sums_above(sorted_weights, first, end):
 
 def _to_numeric_tensor(x, name):
     try:
-        x = ops.convert_to_tensor(x)
+        x = as_tensor(x)
     except (TypeError, ValueError) as error:
         raise ValueError(
             f"`{name}` should be a numeric tensor. Received: {name}={x!r}"
@@ -180,7 +181,9 @@ class RankingMetric(keras.metrics.Metric):
         scores = ops.cast(y_pred, self.dtype)
         valid = ops.ones_like(labels, dtype="bool") if mask is None else mask
         if self._graded_labels:
-            valid = ops.logical_and(valid, labels >= 0)
+            # `not <` rather than `>=`: a NaN label is not padding, it makes
+            # its list NaN (see `_values`).
+            valid = ops.logical_and(valid, ops.logical_not(labels < 0))
         num_weights = ops.shape(scores)[0]
         if sample_weight is None:
             sample_weight = ops.ones((num_weights,), dtype=self.dtype)
@@ -220,7 +223,11 @@ class RankingMetric(keras.metrics.Metric):
         if self.axis == -1:
             weights = ops.cast(valid, self.dtype)
             values, defined = self._values(labels, scores, weights)
-            counted = ops.logical_and(defined, sample_weight > 0)
+            # A NaN weight counts, and makes the result NaN.
+            counted = ops.logical_and(
+                ops.logical_or(defined, ops.isnan(sample_weight)),
+                ops.logical_not(sample_weight <= 0),
+            )
             list_weight = ops.where(counted, sample_weight, 0.0)
             values = ops.where(counted, values, 0.0)
             sums = ops.stack(
@@ -273,9 +280,11 @@ class RankingMetric(keras.metrics.Metric):
         self.count.assign_add(batch_size)
 
     def _values(self, labels, scores, weights):
-        """Per-list values; a NaN among a list's items makes it NaN."""
-        counted = weights > 0
+        """Per-list values; a NaN among a list's items makes it NaN (its
+        label, score or weight; an item with a weight <= 0 takes no part)."""
+        counted = ops.logical_not(weights <= 0)
         is_nan = ops.logical_or(ops.isnan(labels), ops.isnan(scores))
+        is_nan = ops.logical_or(is_nan, ops.isnan(weights))
         has_nan = ops.any(ops.logical_and(counted, is_nan), axis=-1)
         # Items that take no part (and NaNs) get neutral, finite values so
         # that sorting stays well defined; their weight is zero.

@@ -23,8 +23,10 @@ def _spearman(labels, scores, weights):
     )
 
     def spread(x):
-        high = ops.max(ops.where(valid, x, float("-inf")), axis=-1)
-        low = ops.min(ops.where(valid, x, float("inf")), axis=-1)
+        # `initial`: an empty batch has lists of no item to reduce.
+        inf = float("inf")
+        high = ops.max(ops.where(valid, x, -inf), axis=-1, initial=-inf)
+        low = ops.min(ops.where(valid, x, inf), axis=-1, initial=inf)
         return high > low
 
     defined = ops.logical_and(spread(r), spread(s))
@@ -59,6 +61,8 @@ class SpearmanCorrelation(RankingMetric):
     has one weight per sample: a zero (or negative) weight leaves the sample
     out, positive weights weight the Pearson correlation of the ranks above,
     the ranks themselves being those of the samples with a positive weight.
+    A NaN weight, like a NaN label or score, makes the result NaN (it is
+    not a zero weight); with ``axis=-1`` a list's NaN weight does.
 
     Args:
         axis: int, the axis along which items are ranked: ``0`` (the batch is

@@ -68,7 +68,8 @@ def exact_rank(x, mask=None, axis=-1):
     Returns:
         A float tensor of the shape and float dtype of ``x`` (integer input
         gives float32) with ranks in ``[1, m]`` for
-        unmasked items and ``0`` for masked ones. A NaN score gets rank NaN.
+        unmasked items and ``0`` for masked ones. A NaN score gets rank NaN;
+        a masked item may hold anything (NaN included): it changes nothing.
 
     Example:
 
@@ -144,6 +145,10 @@ def sorted_tie_groups(x, mask=None):
 
 def _exact_rank_last_axis(x, mask):
     dtype = x.dtype
+    if mask is not None:
+        # Masked items are replaced before the sort: a NaN there would
+        # scramble the order of the others.
+        x = ops.where(mask, x, ops.zeros_like(x))
     order, first, end = sorted_tie_groups(x, mask)
     # Positions first..end-1 (0-based) average to (first + end + 1) / 2.
     sorted_ranks = (ops.cast(first + end, dtype) + 1.0) / 2.0

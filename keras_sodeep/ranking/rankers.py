@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_sodeep._checks import check_float
+from keras_sodeep._checks import check_bool, check_float
 from keras_sodeep.ranking.exact import (
     check_mask,
     exact_rank,
@@ -101,6 +101,27 @@ class _TemperatureRanker(Ranker):
         return config
 
 
+def _list_spread(scores, mask):
+    """Standard deviation of each list's unmasked items, shape (..., 1).
+
+    Population standard deviation (``ddof=0``) over the unmasked items,
+    without gradient; 1 where it is 0 (a constant list, one item, no item)
+    or not finite. Masked items never reach it: ``scores`` should hold a
+    finite value (e.g. 0) at masked positions.
+    """
+    x = ops.stop_gradient(scores)
+    if mask is None:
+        weight = ops.ones_like(x)
+    else:
+        weight = ops.cast(mask, x.dtype)
+    count = ops.maximum(ops.sum(weight, axis=-1, keepdims=True), 1.0)
+    mean = ops.sum(weight * x, axis=-1, keepdims=True) / count
+    var = ops.sum(weight * ops.square(x - mean), axis=-1, keepdims=True)
+    var = var / count
+    ok = ops.logical_and(var > 0, ops.isfinite(var))
+    return ops.where(ok, ops.sqrt(ops.where(ok, var, 1.0)), 1.0)
+
+
 @keras.saving.register_keras_serializable(package="keras_sodeep")
 class SigmoidRanker(_TemperatureRanker):
     """Pairwise sigmoid ranks: the SoDeep paper's handcrafted sorter.
@@ -108,19 +129,31 @@ class SigmoidRanker(_TemperatureRanker):
     Each item counts, softly, the items that score higher:
 
     ```
-    r_i = 1 + sum_{j != i, j unmasked} sigmoid((x_j - x_i) / temperature)
+    r_i = 1 + sum_{j != i, j unmasked} sigmoid((x_j - x_i) / (t * s))
+    s = 1                                  if relative=False
+    s = std of the list's unmasked items   if relative=True (1 if it is 0)
     ```
 
-    The paper writes ``lambda = 1 / temperature = 10``. As the temperature
-    goes to 0 the ranks tend to the exact tie-averaged ranks (a tied pair
-    contributes ``sigmoid(0) = 1/2``). The temperature is in the units of
-    the scores: it should be small against the gaps between the scores to
-    rank sharply, and large enough to pass gradient. Length-generic; cost
-    O(n^2) time and memory per list.
+    with ``t`` the temperature. The paper writes ``lambda = 1 / t = 10``
+    (``relative=False``). As the temperature goes to 0 the ranks tend to the
+    exact tie-averaged ranks (a tied pair contributes ``sigmoid(0) = 1/2``).
+
+    With ``relative=False`` the temperature is in the units of the scores:
+    it should be small against the gaps between the scores to rank sharply,
+    and large enough to pass gradient, so a temperature that suits scores of
+    unit spread is too sharp for scores 100x larger (almost no gradient) and
+    too blunt for scores 100x smaller. With ``relative=True`` it is a
+    fraction of each list's spread ``s``, the population standard deviation
+    of its unmasked items, computed without gradient: the ranks are then
+    invariant to any positive affine map ``x -> a x + b`` of a list.
+    Length-generic; cost O(n^2) time and memory per list.
 
     Args:
-        temperature: positive float, the width of the sigmoid in score
-            units. Defaults to ``0.1``.
+        temperature: positive float, the width of the sigmoid: in score
+            units, or a fraction of the list's standard deviation with
+            ``relative=True``. Defaults to ``0.1``.
+        relative: bool, whether the temperature is relative to each list's
+            spread. Defaults to ``False``.
 
     Example:
 
@@ -129,19 +162,39 @@ class SigmoidRanker(_TemperatureRanker):
     >>> ranks = SigmoidRanker(temperature=0.01)(np.array([0.5, 2.0, -1.0]))
     >>> np.round(np.asarray(ranks), 3).tolist()
     [2.0, 1.0, 3.0]
+    >>> scale_free = SigmoidRanker(temperature=0.3, relative=True)
+    >>> x = np.array([0.5, 2.0, -1.0, 0.7])
+    >>> [round(float(r), 3) for r in scale_free(x)]
+    [2.652, 1.026, 3.986, 2.336]
+    >>> np.allclose(scale_free(x), scale_free(100 * x), atol=1e-5)
+    True
     """
 
-    def __init__(self, temperature=0.1, **kwargs):
+    def __init__(self, temperature=0.1, relative=False, **kwargs):
         super().__init__(temperature, **kwargs)
+        self.relative = check_bool(relative, "relative")
 
     def rank(self, scores, mask):
+        if mask is not None:
+            # Masked items (even NaN) reach neither the values nor, through
+            # the second `where` below, the gradients.
+            scores = ops.where(mask, scores, ops.zeros_like(scores))
+        width = self.temperature
+        if self.relative:
+            spread = _list_spread(scores, mask)  # (..., 1)
+            width = width * ops.expand_dims(spread, -1)  # (..., 1, 1)
         # diff[..., i, j] = x_j - x_i; the diagonal adds sigmoid(0) = 1/2.
         diff = ops.expand_dims(scores, -2) - ops.expand_dims(scores, -1)
-        above = ops.sigmoid(diff / self.temperature)
+        above = ops.sigmoid(diff / width)
         if mask is not None:
             valid = ops.expand_dims(mask, -2)
             above = ops.where(valid, above, ops.zeros_like(above))
         return 0.5 + ops.sum(above, axis=-1)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"relative": self.relative})
+        return config
 
 
 @keras.saving.register_keras_serializable(package="keras_sodeep")
@@ -231,6 +284,31 @@ class NeuralSortRanker(_TemperatureRanker):
         return ops.where(nan, ops.cast(float("nan"), dtype), ranks)
 
 
+def _check_run_time_length(flat, seq_len):
+    """Refuses, at run time, lists longer than a fixed-length sorter's.
+
+    A list length known only at run time (a ``[None, None]`` signature,
+    tf.data batches of varying length) cannot be checked at trace time.
+    TensorFlow only (a documented backend branch: `keras.ops` has no
+    run-time assertion); on other backends such a list is cropped.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return flat
+    import tensorflow as tf
+
+    check = tf.debugging.assert_less_equal(
+        tf.shape(flat)[-1],
+        seq_len,
+        message=(
+            f"The sorter ranks lists of at most seq_len={seq_len} items; "
+            "this list is longer. Use a length-generic ranker instead "
+            "(e.g. `SigmoidRanker`, or a sorter with `seq_len=None`)."
+        ),
+    )
+    with tf.control_dependencies([check]):
+        return tf.identity(flat)
+
+
 @keras.saving.register_keras_serializable(package="keras_sodeep")
 class SorterRanker(Ranker):
     """Ranks from a learned sorter: ``ranks = sorter(scores) * n``.
@@ -242,7 +320,11 @@ class SorterRanker(Ranker):
     fixed-length sorter (``sorter.seq_len = L``) ranks a shorter list the
     same way: the list is padded to ``L`` with such values, ranked, and
     cropped; the ranks of the real items are ``sorter(padded) * L``, which
-    lie in ``1..m``. The padding carries no gradient. A list longer than
+    lie in ``1..m``. A sorter that takes masks (``supports_masking``, as
+    every ``keras_sodeep.sorters.Sorter`` does) is given the mask of the
+    real items too, so that padding takes no part in what it computes
+    (a smooth gradient, its statistics). The padding carries no gradient.
+    A list longer than
     ``L`` raises a ``ValueError`` (checked at trace time when the length is
     static).
 
@@ -306,6 +388,8 @@ class SorterRanker(Ranker):
             )
         n_dyn = ops.shape(scores)[-1]
         flat = ops.reshape(scores, (-1, n_dyn))
+        if seq_len is not None and n is None:
+            flat = _check_run_time_length(flat, seq_len)
         valid = None if mask is None else ops.reshape(mask, (-1, n_dyn))
         length = n_dyn if seq_len is None else seq_len
         padded = pad_below_minimum(flat, valid, seq_len)
@@ -314,6 +398,21 @@ class SorterRanker(Ranker):
         if recorder is not None:
             recorder.record(ops.stop_gradient(padded))
         training = None if self.trainable else False
+        masking = getattr(self.sorter, "supports_masking", False)
+        if masking and (valid is not None or seq_len is not None):
+            # A masking sorter sees the mask and returns rank / m itself,
+            # so padding takes no part in anything it computes.
+            if valid is None:
+                valid = ops.ones_like(flat, dtype="bool")
+            if seq_len is not None:
+                # The real items' mask, continued with False to seq_len.
+                extra = ops.zeros_like(padded, dtype="bool")
+                valid = ops.concatenate([valid, extra], axis=-1)
+                valid = ops.reshape(valid[:, :seq_len], (-1, seq_len))
+            normalized = self.sorter(padded, mask=valid, training=training)
+            m = ops.sum(ops.cast(valid, dtype), axis=-1, keepdims=True)
+            ranks = ops.cast(normalized, dtype)[:, :n_dyn] * m
+            return ops.reshape(ranks, ops.shape(scores))
         normalized = self.sorter(padded, training=training)
         normalized = ops.cast(normalized, dtype)
         ranks = normalized[:, :n_dyn] * ops.cast(length, dtype)

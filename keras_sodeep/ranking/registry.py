@@ -12,15 +12,18 @@ from keras_sodeep.ranking.rankers import (
     SorterRanker,
 )
 
-DEFAULT_RANKER = {
-    "class_name": "keras_sodeep>SigmoidRanker",
-    "config": {"temperature": 0.1},
-}
-"""The ranker of ``ranker=None``, in a form `get` accepts.
+DEFAULT_RANKER = "histogram"
+"""The ranker of ``ranker=None``, in a form `get` accepts: SoDeep's learned
+sorter, the shipped ``histogram`` preset.
 
-It is length-generic, so that a loss built with no argument takes lists of
-any length: the paper's handcrafted sorter, ``lambda = 1 / temperature =
-10``."""
+That preset is a ``keras_sodeep.sorters.HistogramSorter`` trained on
+synthetic lists of 2 to 1,000 items: length-generic, ``O(n)`` memory per
+item list (no ``n x n`` matrix), invariant to each list's scale and shift,
+L1 about 5e-5 of a rank on the paper's lists of 100. Its gradient is the
+smooth one of ``Sorter(gradient_temperature=0.3)``: inside a loss it moves
+scores toward their target order at any score scale, where a sigmoid
+ranker with a temperature in score units stalls (DESIGN §9.4; the README's
+surrogate table has the figures)."""
 
 # "PREFIX" or "PREFIX:ARGUMENT" -> factory(argument or None). Higher modules
 # add entries (`keras_sodeep.sorters` adds "untrained"), so that this module
@@ -30,20 +33,38 @@ _SPEC_FACTORIES = {}
 _PRESET_LOADER = []
 
 
+def _temperature(spec, text, default):
+    if not text:
+        return default
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(
+            f"The temperature in '{spec}' should be a number. "
+            f"Received: {text!r}"
+        ) from None
+
+
 def _temperature_factory(prefix, cls, default):
     def factory(argument):
-        if not argument:
-            return cls(temperature=default)
-        try:
-            temperature = float(argument)
-        except ValueError:
-            raise ValueError(
-                f"The temperature in '{prefix}:{argument}' should be a "
-                f"number. Received: {argument!r}"
-            ) from None
-        return cls(temperature=temperature)
+        spec = f"{prefix}:{argument}"
+        return cls(temperature=_temperature(spec, argument, default))
 
     return factory
+
+
+def _sigmoid_factory(argument):
+    """``"sigmoid"``, ``"sigmoid:T"`` and ``"sigmoid:T:relative"``."""
+    spec = f"sigmoid:{argument}"
+    text, colon, option = (argument or "").partition(":")
+    if colon and option != "relative":
+        raise ValueError(
+            "A sigmoid specification should be 'sigmoid', 'sigmoid:T' or "
+            f"'sigmoid:T:relative'. Received: ranker={spec!r}"
+        )
+    return SigmoidRanker(
+        temperature=_temperature(spec, text, 0.1), relative=bool(colon)
+    )
 
 
 def register_spec(prefix, factory):
@@ -72,7 +93,7 @@ def register_preset_loader(loader):
 
 
 register_spec("exact", lambda argument: ExactRanker())
-register_spec("sigmoid", _temperature_factory("sigmoid", SigmoidRanker, 0.1))
+register_spec("sigmoid", _sigmoid_factory)
 register_spec(
     "neuralsort", _temperature_factory("neuralsort", NeuralSortRanker, 1.0)
 )
@@ -85,7 +106,8 @@ def _from_string(spec):
         return _SPEC_FACTORIES[prefix](argument if colon else None)
     if not _PRESET_LOADER:
         raise ValueError(
-            "`ranker` should be 'exact', 'sigmoid[:T]', 'neuralsort[:T]', "
+            "`ranker` should be 'exact', 'sigmoid[:T[:relative]]', "
+            "'neuralsort[:T]', "
             f"or one of {sorted(_SPEC_FACTORIES)}; preset names need "
             f"`import keras_sodeep`. Received: ranker={text!r}"
         )
@@ -107,6 +129,9 @@ def get(spec):
     - a dict: a serialized ranker (``keras.saving`` form);
     - ``"exact"``: ``ExactRanker()``;
     - ``"sigmoid"`` or ``"sigmoid:T"``: ``SigmoidRanker(T)`` (default 0.1);
+    - ``"sigmoid:T:relative"``: ``SigmoidRanker(T, relative=True)``, the
+      scale-free form (the temperature is a fraction of each list's
+      standard deviation);
     - ``"neuralsort"`` or ``"neuralsort:T"``: ``NeuralSortRanker(T)``
       (default 1.0);
     - ``"untrained:ARCH"``: an untrained sorter of
@@ -126,8 +151,11 @@ def get(spec):
     >>> from keras_sodeep import ranking
     >>> ranking.get("sigmoid:0.5").temperature
     0.5
-    >>> type(ranking.get(None)).__name__
-    'SigmoidRanker'
+    >>> ranker = ranking.get("sigmoid:0.3:relative")
+    >>> ranker.temperature, ranker.relative
+    (0.3, True)
+    >>> type(ranking.get(None).sorter).__name__  # the `histogram` preset
+    'HistogramSorter'
     """
     if spec is None:
         spec = DEFAULT_RANKER

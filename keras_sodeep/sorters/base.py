@@ -7,35 +7,45 @@ Trained on synthetic lists and then frozen, a sorter is a differentiable
 stand-in for :func:`keras_sodeep.ranking.exact_rank` (SoDeep, Engilberge et
 al., CVPR 2019).
 
-Every sorter starts from the same two per-item input features, computed over
-the unmasked items of each list with ``keras.ops``:
+Every sorter starts from per-item input features computed over the
+unmasked items of each list with ``keras.ops``:
 
 ```
 u_i = (x_i - min_j x_j) / (max_j x_j - min_j x_j)     in [0, 1]
 z_i = (u_i - mean_j u_j) / std_j u_j                  (mean 0, std 1)
-features_i = [z_i, 2 u_i - 1]
+q_i = spread_evenly(2 u - 1)_i                         in (0, 1)
+features_i = [2 q_i - 1]              (spread_inputs=True, the default)
+features_i = [z_i, 2 u_i - 1]         (spread_inputs=False, the paper's)
 ```
 
-Both are unchanged when a list is mapped by ``x -> a x + b`` with ``a > 0``,
-so a sorter's output is invariant to the scale and shift of each list up to
-float rounding, whatever its weights. A constant list gives ``u = 1/2`` and
-``z = 0`` (no division by zero, no NaN). Non-finite unmasked scores give NaN
-outputs.
+All are unchanged when a list is mapped by ``x -> a x + b`` with ``a > 0``,
+so a sorter's output is invariant to the scale and shift of each list up
+to float rounding, whatever its weights. ``q`` estimates each item's
+quantile by soft counting (`counting.spread_evenly`): min-max and z-scores
+squeeze a heavy-tailed or clustered list into a few values, ``q`` spreads
+every list about evenly, so a network that sees ``q`` alone sees the same
+kind of input whatever the list's distribution. Its output is then a
+correction to the estimate ``1 - q`` (its head starts at zero). With
+``spread_inputs=False`` the sorter is the paper's: features ``[z, 2u - 1]``
+and a sigmoid head. A constant list gives ``u = 1/2`` and ``z = 0`` (no
+division by zero, no NaN). A non-finite unmasked score makes its list's
+outputs NaN (and only that list's); each list is first divided by its
+largest magnitude, so lists near the edges of float32 (``1e38``,
+``1e-38``) rank as well as others.
 
 Targets come from ``keras_sodeep.ranking.exact_rank``. A fixed-length sorter
 pads masked items with ``keras_sodeep.ranking.pad_below_minimum``. This
 module holds the base class and what the sorters share; each family has its
-own module (`lstm`, `cnn`, `gru`, `histogram`) and `architectures` names
-them.
+own module (`lstm`, `cnn`, `gru`, `histogram`), `counting` holds the soft
+counting they share, and `architectures` names them.
 """
 
 import keras
 from keras import ops
 
-from keras_sodeep._checks import check_int
+from keras_sodeep._checks import check_float, check_int
 from keras_sodeep.ranking import check_mask, pad_below_minimum
-
-_NUM_FEATURES = 2
+from keras_sodeep.sorters.counting import smooth_ranks, spread_evenly
 
 
 def _masked_min_max(x, mask, count):
@@ -49,10 +59,11 @@ def _masked_min_max(x, mask, count):
     return lo, hi
 
 
-def _list_features(scores, mask):
-    """The affine-invariant per-item features, shape ``(batch, n, 2)``.
+def _list_features(scores, mask, spread_inputs=True):
+    """The affine-invariant per-item features, ``(batch, n, 1 or 2)``.
 
-    Masked items get features 0 and take no part in the statistics.
+    ``[2q - 1]``, or ``[z, 2u - 1]`` without ``spread_inputs``. Masked items
+    get features 0 and take no part in the statistics.
     """
     maskf = ops.cast(mask, scores.dtype)
     count = ops.sum(maskf, axis=-1, keepdims=True)
@@ -72,7 +83,33 @@ def _list_features(scores, mask):
     std = ops.sqrt(ops.where(positive, var, ops.ones_like(var)))
     z = ops.where(positive, centered / std, ops.zeros_like(centered))
     v = ops.where(mask, 2.0 * u - 1.0, ops.zeros_like(u))
-    return ops.stack([z, v], axis=-1)
+    if not spread_inputs:
+        return ops.stack([z, v], axis=-1)
+    q = spread_evenly(v, maskf, safe_count)
+    return ops.where(mask, 2.0 * q - 1.0, ops.zeros_like(q))[..., None]
+
+
+def _finite_unit_scale(scores, mask):
+    """Each list divided by its largest magnitude, non-finite scores by 0.
+
+    Ranks do not change when a list is divided by a positive number, and
+    lists near the edges of float32 (``1e38``: ``max - min`` overflows;
+    ``1e-38``: squares underflow) come back to ``[-1, 1]``. The divisor
+    carries no gradient, so the scores' gradient is exact. Returns the
+    scaled scores and ``broken``, ``(batch, 1)``: whether a list holds a
+    non-finite unmasked score (its ranks are NaN). Non-finite values, and
+    anything at a masked position, reach no value or gradient.
+    """
+    finite = ops.isfinite(scores)
+    valid = finite if mask is None else ops.logical_and(finite, mask)
+    x = ops.where(valid, scores, ops.zeros_like(scores))
+    scale = ops.max(ops.abs(ops.stop_gradient(x)), axis=-1, keepdims=True)
+    scale = ops.where(scale > 0, scale, ops.ones_like(scale))
+    bad = ops.logical_not(finite)
+    if mask is not None:
+        bad = ops.logical_and(bad, mask)
+    broken = ops.any(bad, axis=-1, keepdims=True)
+    return x / scale, broken
 
 
 @keras.saving.register_keras_serializable(package="keras_sodeep")
@@ -87,10 +124,11 @@ class Sorter(keras.Model):
     ```
 
     in ``(0, 1]`` (the highest score has rank 1). Subclasses build their
-    layers in ``__init__`` and implement ``_rank(features, mask, training)``,
-    which maps the per-item features of the module docstring, shape
-    ``(batch_size, n, 2)``, to values in ``(0, 1)`` of shape
-    ``(batch_size, n)``.
+    layers in ``__init__`` (their output layers take `_head_kwargs`) and
+    implement ``_rank(features, mask, training)``, which maps the per-item
+    features of the module docstring, shape ``(batch_size, n, F)``, to
+    values of shape ``(batch_size, n)``: normalized ranks, or with
+    ``spread_inputs`` corrections added to ``1 - q``.
 
     Length handling: ``seq_len`` is the list length a fixed-length sorter
     was built for (its output layer is tied to it), or ``None`` for a
@@ -114,16 +152,45 @@ class Sorter(keras.Model):
     The outputs are float32, also under a mixed-precision dtype policy (the
     input standardization and the output layers run in float32).
 
+    Gradient: a sorter's own gradient with respect to its scores is
+    whatever its network learned, often sparse or noisy between training
+    lists. With ``gradient_temperature`` set, the outputs are unchanged but
+    the scores' gradient is that of `counting.smooth_ranks` instead, a
+    sigmoid ranking against ``gradient_bins`` quantile groups of the list
+    with a width of ``gradient_temperature`` times the list's interquartile
+    spread: smooth, dense and scale-free (DESIGN §9.4 measures what each
+    choice does inside a loss). The sorter's weights keep their own
+    gradient, so training and fine-tuning are unaffected.
+
     Args:
         seq_len: int or ``None``. The list length of a fixed-length sorter,
             ``None`` for a length-generic one. Defaults to ``None``.
+        spread_inputs: bool. Whether the network sees the spread feature
+            ``q`` alone and corrects the estimate ``1 - q`` (``True``), or
+            is the paper's sorter on ``[z, 2u - 1]`` with a sigmoid head
+            (``False``). Defaults to ``True``.
+        gradient_temperature: positive float or ``None``, the width of the
+            smooth gradient as a fraction of the list's interquartile
+            spread; ``None`` keeps the sorter's own gradient. Defaults to
+            ``None``.
+        gradient_bins: int >= 2, the number of quantile groups of the
+            smooth gradient. Defaults to 64.
         **kwargs: passed to ``keras.Model`` (``name``, ``dtype``, ...).
     """
 
     # Whether the architecture is length-generic only (no `seq_len`).
     _generic_only = False
+    # Whether the architecture has a network that `spread_inputs` affects.
+    _has_spread_option = True
 
-    def __init__(self, seq_len=None, **kwargs):
+    def __init__(
+        self,
+        seq_len=None,
+        spread_inputs=True,
+        gradient_temperature=None,
+        gradient_bins=64,
+        **kwargs,
+    ):
         if self._generic_only and seq_len is not None:
             raise ValueError(
                 f"A {type(self).__name__} is length-generic: `seq_len` "
@@ -138,6 +205,25 @@ class Sorter(keras.Model):
         if seq_len is not None:
             check_int(seq_len, "seq_len")
         self.seq_len = seq_len
+        if not isinstance(spread_inputs, bool):
+            raise ValueError(
+                "`spread_inputs` should be a bool. "
+                f"Received: spread_inputs={spread_inputs!r}"
+            )
+        self.spread_inputs = spread_inputs and self._has_spread_option
+        if gradient_temperature is not None:
+            gradient_temperature = check_float(
+                gradient_temperature, "gradient_temperature"
+            )
+        self.gradient_temperature = gradient_temperature
+        check_int(gradient_bins, "gradient_bins", minimum=2)
+        self.gradient_bins = gradient_bins
+
+    def _head_kwargs(self):
+        """Arguments of the output layer: a zero correction, or a sigmoid."""
+        if self.spread_inputs:
+            return {"kernel_initializer": "zeros"}
+        return {"activation": "sigmoid"}
 
     def _layer_dtype(self):
         return self.dtype_policy
@@ -152,7 +238,8 @@ class Sorter(keras.Model):
         if self.built:
             return
         n = input_shape[-1]
-        self._build_layers((input_shape[0], n, _NUM_FEATURES))
+        num_features = 1 if self.spread_inputs else 2
+        self._build_layers((input_shape[0], n, num_features))
         self.built = True
 
     def _build_layers(self, features_shape):
@@ -188,21 +275,44 @@ class Sorter(keras.Model):
         self._check_shape(tuple(scores.shape))
         scores = ops.cast(scores, "float32")
         mask = check_mask(mask, scores)
+        scores, broken = _finite_unit_scale(scores, mask)
         if mask is not None and self.seq_len is not None:
             inner_mask = None
             scores = pad_below_minimum(scores, mask)
         else:
             inner_mask = mask
         full = ops.ones_like(scores, dtype="bool")
+        inner_valid = full if inner_mask is None else inner_mask
+        # With a smooth gradient, the network sees the scores without one.
+        smooth = self.gradient_temperature is not None
         features = _list_features(
-            scores, full if inner_mask is None else inner_mask
+            ops.stop_gradient(scores) if smooth else scores,
+            inner_valid,
+            spread_inputs=self.spread_inputs,
         )
         ranks = ops.cast(self._rank(features, inner_mask, training), "float32")
-        if mask is None:
-            return ranks
-        if self.seq_len is not None:
+        if self.spread_inputs:
+            count = ops.sum(ops.cast(inner_valid, "float32"), -1, keepdims=True)
+            q = 0.5 * (features[..., 0] + 1.0)
+            ranks = ranks + 1.0 - q + 0.5 / ops.maximum(count, 1.0)
+        valid = full if mask is None else mask
+        if mask is not None and self.seq_len is not None:
             count = ops.sum(ops.cast(mask, "float32"), axis=-1, keepdims=True)
             ranks = ranks * (self.seq_len / ops.maximum(count, 1.0))
+        if smooth:
+            count = ops.sum(ops.cast(valid, "float32"), -1, keepdims=True)
+            surrogate = smooth_ranks(
+                scores,
+                ranks,
+                valid,
+                self.gradient_bins,
+                self.gradient_temperature,
+            ) / ops.maximum(count, 1.0)
+            ranks = ranks + surrogate - ops.stop_gradient(surrogate)
+        # A list with a non-finite (unmasked) score has NaN ranks.
+        ranks = ops.where(broken, float("nan"), ranks)
+        if mask is None:
+            return ranks
         return ops.where(mask, ranks, ops.zeros_like(ranks))
 
     def compute_output_shape(self, input_shape):
@@ -214,6 +324,14 @@ class Sorter(keras.Model):
         config = super().get_config()
         if not self._generic_only:
             config.update({"seq_len": self.seq_len})
+        if self._has_spread_option:
+            config.update({"spread_inputs": self.spread_inputs})
+        config.update(
+            {
+                "gradient_temperature": self.gradient_temperature,
+                "gradient_bins": self.gradient_bins,
+            }
+        )
         return config
 
     @classmethod

@@ -24,6 +24,10 @@ class CNNSorter(Sorter):
     ranks / n ~= sigmoid(Conv1D(n filters, kernel n)(h))   (1, n) -> (n,)
     ```
 
+    With ``spread_inputs=True`` (the default, see `Sorter`) the head has
+    no sigmoid: its output, zero at initialization, corrects the spread
+    estimate ``1 - q``, so training starts from a close ranking.
+
     Args:
         seq_len: int. The list length (required).
         filters: int. Channels of each block. Defaults to 64.
@@ -76,9 +80,9 @@ class CNNSorter(Sorter):
             seq_len,
             seq_len,
             padding="valid",
-            activation="sigmoid",
             dtype="float32",
             name="head",
+            **self._head_kwargs(),
         )
 
     def _build_layers(self, features_shape):

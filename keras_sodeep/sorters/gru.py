@@ -33,6 +33,10 @@ class GRUSorter(Sorter):
     code's later ``gruc`` model is the same idea without context or MLP
     head.
 
+    With ``spread_inputs=True`` (the default, see `Sorter`) the head has
+    no sigmoid: its output, zero at initialization, corrects the spread
+    estimate ``1 - q``, so training starts from a close ranking.
+
     Args:
         units: int. Units of each GRU direction. Defaults to 64.
         num_layers: int. Number of bidirectional GRU layers. Defaults to 3.
@@ -81,7 +85,7 @@ class GRUSorter(Sorter):
             units, activation="relu", dtype=dtype, name="hidden"
         )
         self.head = keras.layers.Dense(
-            1, activation="sigmoid", dtype="float32", name="head"
+            1, dtype="float32", name="head", **self._head_kwargs()
         )
 
     def _build_layers(self, features_shape):

@@ -5,36 +5,7 @@ from keras import ops
 
 from keras_sodeep._checks import check_int
 from keras_sodeep.sorters.base import Sorter
-
-
-def _histogram_pass(t, weights, count, lo, hi, num_anchors, log_temperature):
-    """One pass of `HistogramSorter`: soft counts at anchors, interpolated.
-
-    Returns the estimated rank of every item (1 + the number of other items
-    above it, in ``[1, count]``) and the two head features ``f`` (position
-    in its bin) and ``m`` (soft number of other items in its bin). Each
-    item is left out of its own counts, so that raising its score never
-    raises its estimated rank.
-    """
-    delta = (hi - lo) / (num_anchors - 2)
-    anchors = lo - delta / 2 + delta * ops.arange(num_anchors, dtype="float32")
-    temperature = ops.exp(log_temperature) * delta
-    # s[b, j, k]: item j lies above anchor k; c[b, k]: fraction above a_k.
-    s = ops.sigmoid((ops.expand_dims(t, -1) - anchors) / temperature)
-    c = ops.sum(s * ops.expand_dims(weights, -1), axis=1) / count
-    position = (t - anchors[0]) / delta
-    index = ops.clip(ops.floor(position), 0, num_anchors - 2)
-    f = position - index
-    index = ops.cast(index, "int32")
-    c_low = ops.take_along_axis(c, index, axis=-1)
-    c_high = ops.take_along_axis(c, index + 1, axis=-1)
-    # The item's own soft counts at the two anchors of its bin.
-    own_low = ops.sigmoid((t - ops.take(anchors, index)) / temperature)
-    own_high = ops.sigmoid((t - ops.take(anchors, index + 1)) / temperature)
-    above = count * c_high - own_high
-    m = count * (c_low - c_high) - (own_low - own_high)
-    rank = 1.0 + above + m * (1.0 - f)
-    return rank, f, m
+from keras_sodeep.sorters.counting import histogram_pass
 
 
 @keras.saving.register_keras_serializable(package="keras_sodeep")
@@ -80,25 +51,22 @@ class HistogramSorter(Sorter):
     The cost is ``O(n * sum(anchors))`` per list, below the ``O(n^2)`` of
     `keras_sodeep.ranking.SigmoidRanker` once ``n`` exceeds the total
     number of anchors, and every step is parallel (no recurrence). Masked
-    items take no part in the counts. Gradients reach every item's score:
-    through its own position in its bin (the local density of the list)
-    and, through the soft counts, from the items near its bin's anchors.
+    items take no part in the counts. Its own gradient reaches every
+    item's score through its position in its bin (the local density of the
+    list) and, through the soft counts, from the items near its bin's
+    anchors; it is sparse when bins hold few items, and a loss trains
+    poorly on it. The shipped preset (``keras_sodeep.pretrained
+    ("histogram")``, the losses' default ranker) therefore sets
+    ``gradient_temperature=0.3`` (see `Sorter`): its outputs are this
+    sorter's, its gradient a smooth scale-free sigmoid ranking.
 
     Args:
         anchors: tuple of ints >= 3, the number of anchors of each pass.
-            Defaults to ``(64, 256)``.
+            Four passes resolve lists of a few tight clusters far apart,
+            which two leave squeezed. Defaults to ``(64, 256, 256, 256)``.
         hidden_units: int, width of the correction head. Defaults to 16.
-        gradient_anchors: int >= 3 or ``None``. With sharp learned
-            temperatures, an item's gradient comes from the other items in
-            its own bin and near its bin's anchors, so it is sparse when
-            bins hold few items (short lists). If set, the backward pass
-            instead follows a coarse one-pass estimate with this many
-            anchors over the list's range and a temperature of one bin (a
-            straight-through surrogate, like a ``SigmoidRanker`` whose
-            temperature is a fraction of the list's range); the outputs,
-            and the gradients of the sorter's own weights, are unchanged.
-            Defaults to ``None``: the sorter's own gradient.
-        **kwargs: passed to ``keras.Model`` (``seq_len`` is accepted only
+        **kwargs: passed to `Sorter` (``gradient_temperature``,
+            ``gradient_bins``) and ``keras.Model`` (``seq_len`` is accepted only
             as ``None``).
 
     Example:
@@ -116,12 +84,13 @@ class HistogramSorter(Sorter):
     """
 
     _generic_only = True
+    # It spreads each list itself: no `spread_inputs`.
+    _has_spread_option = False
 
     def __init__(
         self,
-        anchors=(64, 256),
+        anchors=(64, 256, 256, 256),
         hidden_units=16,
-        gradient_anchors=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -137,11 +106,8 @@ class HistogramSorter(Sorter):
                 f"anchors of each pass. Received: anchors={anchors!r}"
             )
         check_int(hidden_units, "hidden_units")
-        if gradient_anchors is not None:
-            check_int(gradient_anchors, "gradient_anchors", minimum=3)
         self.anchors = anchors
         self.hidden_units = hidden_units
-        self.gradient_anchors = gradient_anchors
         self.hidden = keras.layers.Dense(
             hidden_units, activation="relu", dtype="float32", name="hidden"
         )
@@ -162,7 +128,7 @@ class HistogramSorter(Sorter):
 
     def _rank(self, features, mask, training):
         v = ops.cast(features[..., 1], "float32")
-        t = v if self.gradient_anchors is None else ops.stop_gradient(v)
+        t = v
         if mask is None:
             weights = ops.ones_like(t)
         else:
@@ -172,7 +138,7 @@ class HistogramSorter(Sorter):
         log_temperature = ops.cast(self.log_temperature, "float32")
         lo, hi = -1.0, 1.0
         for p, num_anchors in enumerate(self.anchors):
-            rank, f, m = _histogram_pass(
+            rank, f, m = histogram_pass(
                 t, weights, count, lo, hi, num_anchors, log_temperature[p]
             )
             t = 1.0 - (rank - 0.5) / count
@@ -183,13 +149,7 @@ class HistogramSorter(Sorter):
         )
         correction = ops.squeeze(self.head(self.hidden(head_features)), -1)
         ranks = (rank + correction) / count
-        if self.gradient_anchors is None:
-            return ranks
-        smooth, _, _ = _histogram_pass(
-            v, weights, count, -1.0, 1.0, self.gradient_anchors, 0.0
-        )
-        smooth = smooth / count
-        return ranks + smooth - ops.stop_gradient(smooth)
+        return ranks
 
     def get_config(self):
         config = super().get_config()
@@ -197,7 +157,6 @@ class HistogramSorter(Sorter):
             {
                 "anchors": list(self.anchors),
                 "hidden_units": self.hidden_units,
-                "gradient_anchors": self.gradient_anchors,
             }
         )
         return config

@@ -30,6 +30,10 @@ class LSTMSorter(Sorter):
     a per-position head, ``sigmoid(w . h_i + b)``, which makes the sorter
     length-generic and lets it skip masked items.
 
+    With ``spread_inputs=True`` (the default, see `Sorter`) the head has
+    no sigmoid: its output, zero at initialization, corrects the spread
+    estimate ``1 - q``, so training starts from a close ranking.
+
     Args:
         seq_len: int or ``None``. The list length, or ``None`` for a
             length-generic sorter with a per-position head.
@@ -67,11 +71,11 @@ class LSTMSorter(Sorter):
         )
         if seq_len is None:
             self.head = keras.layers.Dense(
-                1, activation="sigmoid", dtype="float32", name="head"
+                1, dtype="float32", name="head", **self._head_kwargs()
             )
         else:
             self.head = keras.layers.Dense(
-                seq_len, activation="sigmoid", dtype="float32", name="head"
+                seq_len, dtype="float32", name="head", **self._head_kwargs()
             )
 
     def _build_layers(self, features_shape):

@@ -5,14 +5,19 @@
 from after a crash, and exports the result as a preset folder (see
 `keras_sodeep.preset_store`). `evaluate_ranker` measures how close a sorter or
 a ranker comes to the exact ranks, with the protocol of the paper's Table 1
-(DESIGN §9.1).
+(DESIGN §9.1), and on held-out distributions (`held_out_figures`).
+`ChunkedEmbeddingModel` trains an embedding model on large batches in
+chunks, with the one-pass gradient (DESIGN §7.3).
 """
 
+from keras_sodeep.training.chunked import ChunkedEmbeddingModel
 from keras_sodeep.training.fidelity import (
     LENGTHS,
     evaluate_ranker,
     fidelity_figures,
     fidelity_table,
+    held_out_figures,
+    held_out_table,
 )
 from keras_sodeep.training.train import (
     cpu_model,
@@ -21,11 +26,14 @@ from keras_sodeep.training.train import (
 )
 
 __all__ = [
+    "ChunkedEmbeddingModel",
     "LENGTHS",
     "cpu_model",
     "evaluate_ranker",
     "fidelity_figures",
     "fidelity_table",
     "hardware_description",
+    "held_out_figures",
+    "held_out_table",
     "train_sorter",
 ]

@@ -3,7 +3,8 @@
 import keras
 import numpy as np
 
-from keras_sodeep import ranking
+from keras_sodeep import ranking, synthetic
+from keras_sodeep._checks import check_int
 from keras_sodeep.synthetic import EVALUATION_SEED, evaluation_lists
 
 LENGTHS = (10, 50, 100, 200, 500, 1000)
@@ -78,6 +79,41 @@ def _normalized_predictions(model, is_ranker, scores, batch_size):
     return out / n if is_ranker else out
 
 
+def held_out_figures(predict, seq_len, num_lists, seed, paper_l1):
+    """The L1 on each held-out distribution (DESIGN §9.1) and the worst.
+
+    Args:
+        predict: a function from scores ``(num_lists, seq_len)`` to
+            predicted normalized ranks of the same shape.
+        seq_len: int, the list length.
+        num_lists: int, lists per distribution.
+        seed: int, the seed of `keras_sodeep.synthetic.held_out_lists`.
+        paper_l1: float, the L1 on the ``"paper"`` mix, for the ratio.
+
+    Returns:
+        A dict: ``l1_held_out``, a dict from each name of
+        `keras_sodeep.synthetic.HELD_OUT` to its L1; ``held_out_worst``,
+        the name of the distribution with the largest L1;
+        ``l1_held_out_worst``, that L1; ``held_out_worst_ratio``, that L1
+        over ``paper_l1`` (``None`` when ``paper_l1`` is 0).
+    """
+    by_name = {}
+    for name in synthetic.HELD_OUT:
+        scores, target = synthetic.held_out_lists(
+            name, num_lists, seq_len, seed
+        )
+        by_name[name] = float(np.mean(np.abs(predict(scores) - target)))
+    worst = max(by_name, key=by_name.get)
+    return {
+        "l1_held_out": by_name,
+        "held_out_worst": worst,
+        "l1_held_out_worst": by_name[worst],
+        "held_out_worst_ratio": (
+            by_name[worst] / paper_l1 if paper_l1 > 0 else None
+        ),
+    }
+
+
 def evaluate_ranker(
     ranker,
     seq_len=None,
@@ -86,6 +122,7 @@ def evaluate_ranker(
     batch_size=250,
     lengths=None,
     length_lists=1000,
+    held_out_lists=None,
 ):
     """Measures a sorter or a ranker with the paper's Table 1 protocol.
 
@@ -101,6 +138,12 @@ def evaluate_ranker(
     ``seq_len=None``), also the L1 at each length in ``lengths`` on
     ``length_lists`` lists of that length (fewer lists than at
     ``seq_len``, since a pairwise ranker costs O(n^2) per list).
+
+    Then the L1 on ``held_out_lists`` lists of ``seq_len`` items from each
+    held-out distribution of `keras_sodeep.synthetic.HELD_OUT` (heavy
+    tails, skew, clusters, near-ties, ...: none is in the training mix),
+    and the worst of them with its ratio to the paper-mix L1
+    (`held_out_figures`).
 
     Args:
         ranker: a sorter, a ``keras_sodeep.ranking.Ranker``, or a
@@ -118,22 +161,33 @@ def evaluate_ranker(
             none otherwise.
         length_lists: int, lists per length of the sweep. Defaults to
             1,000.
+        held_out_lists: int, lists per held-out distribution; ``0`` skips
+            them. Defaults to ``None``: ``min(num_lists, 1000)``.
 
     Returns:
         A dict: ``l1``, ``spearman``, ``exact_fraction`` (see
         `fidelity_figures`), ``l1_scaled_up`` (``1000 x + 50``),
         ``l1_scaled_down`` (``0.001 x``), and ``l1_by_length``, a dict from
-        the length (a str, as in JSON) to the L1, when a sweep ran.
+        the length (a str, as in JSON) to the L1, when a sweep ran; and,
+        unless ``held_out_lists=0``, the entries of `held_out_figures`.
 
     Example:
 
     >>> from keras_sodeep.ranking import SigmoidRanker
     >>> from keras_sodeep.training import evaluate_ranker
     >>> figures = evaluate_ranker(SigmoidRanker(0.1), num_lists=20,
-    ...                           lengths=())
+    ...                           lengths=(), held_out_lists=0)
     >>> sorted(figures)
     ['exact_fraction', 'l1', 'l1_scaled_down', 'l1_scaled_up', 'spearman']
+    >>> figures = evaluate_ranker(SigmoidRanker(0.1), num_lists=20,
+    ...                           lengths=())
+    >>> figures["held_out_worst"], sorted(figures["l1_held_out"])[:3]
+    ('near_ties', ['cauchy', 'clusters', 'cosine'])
     """
+    if held_out_lists is None:
+        held_out_lists = min(num_lists, 1000)
+    else:
+        held_out_lists = check_int(held_out_lists, "held_out_lists", 0)
     if not isinstance(ranker, keras.Model):
         ranker = ranking.get(ranker)
         if isinstance(ranker, ranking.SorterRanker):
@@ -188,6 +242,16 @@ def evaluate_ranker(
             figures["l1_by_length"][str(n)] = float(
                 np.mean(np.abs(predicted - target))
             )
+    if held_out_lists:
+        figures.update(
+            held_out_figures(
+                lambda x: _normalized_predictions(model, is_ranker, x, bs),
+                seq_len,
+                held_out_lists,
+                seed,
+                figures["l1"],
+            )
+        )
     return figures
 
 
@@ -201,8 +265,9 @@ def fidelity_table(figures, name="ranker", seq_len=100, num_lists=None):
         num_lists: int or ``None``, the number of lists, shown if given.
 
     Returns:
-        A str: one table of the main figures and, when the figures hold a
-        length sweep, one table of the L1 by length.
+        A str: one table of the main figures, then, when the figures hold
+        them, one of the held-out distributions (`held_out_table`) and one
+        of the L1 by length.
 
     Example:
 
@@ -238,8 +303,48 @@ def fidelity_table(figures, name="ranker", seq_len=100, num_lists=None):
         "|" + "---|" * len(header),
         "| " + " | ".join(row) + " |",
     ]
+    if figures.get("l1_held_out"):
+        lines += ["", held_out_table(figures)]
     by_length = figures.get("l1_by_length")
     if by_length:
         lines += ["", "| n | L1 |", "|---|---|"]
         lines += [f"| {n} | {value:.4f} |" for n, value in by_length.items()]
+    return "\n".join(lines)
+
+
+def held_out_table(figures):
+    """Formats the held-out figures of `evaluate_ranker` as Markdown.
+
+    Args:
+        figures: a dict with the entries of `held_out_figures` and ``l1``.
+
+    Returns:
+        A str: the L1 per held-out distribution and its ratio to the
+        paper-mix L1, then the worst.
+
+    Example:
+
+    >>> from keras_sodeep.training import held_out_table
+    >>> print(held_out_table({"l1": 0.01, "l1_held_out": {"wide": 0.02},
+    ...                       "held_out_worst": "wide",
+    ...                       "l1_held_out_worst": 0.02,
+    ...                       "held_out_worst_ratio": 2.0}))
+    | held-out lists | L1 | / paper-mix L1 |
+    |---|---|---|
+    | wide | 0.0200 | 2.00x |
+    | worst: wide | 0.0200 | 2.00x |
+    """
+
+    def ratio(value):
+        if not figures["l1"] > 0:
+            return "-"
+        return f"{value / figures['l1']:.2f}x"
+
+    lines = ["| held-out lists | L1 | / paper-mix L1 |", "|---|---|---|"]
+    for name, value in figures["l1_held_out"].items():
+        lines.append(f"| {name} | {value:.4f} | {ratio(value)} |")
+    worst = figures["l1_held_out_worst"]
+    lines.append(
+        f"| worst: {figures['held_out_worst']} | {worst:.4f} | {ratio(worst)} |"
+    )
     return "\n".join(lines)

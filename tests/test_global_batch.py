@@ -1,0 +1,67 @@
+"""``GlobalBatchLoss`` under ``MirroredStrategy`` on two logical CPUs.
+
+The devices must be configured before TensorFlow initializes them, so the
+work runs once in a fresh process (``global_batch_worker.py``); the tests
+check its report: the global-batch loss and its weight update against one
+device on the same global batch.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="tf.distribute needs the TensorFlow backend",
+)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+LOSSES = ["ranked_list", "rs_at_k", "recall_at_k", "map"]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    output = tmp_path_factory.mktemp("global_batch") / "report.json"
+    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2")
+    env["PYTHONPATH"] = os.pathsep.join(
+        [os.path.dirname(HERE)] + [p for p in [env.get("PYTHONPATH")] if p]
+    )
+    done = subprocess.run(
+        [sys.executable, os.path.join(HERE, "global_batch_worker.py")]
+        + [str(output)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    with open(output) as f:
+        return json.load(f)
+
+
+def test_two_replicas(report):
+    assert report["num_replicas"] == 2
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_global_batch_loss_equals_one_device(report, name):
+    entry = report[name]
+    for split in (12, 13):  # even shards, and 13 / 11
+        np.testing.assert_allclose(entry[f"global_{split}"], entry["one"], 1e-5)
+        # Without the wrapper each replica ranks its own shard only.
+        assert abs(entry[f"plain_{split}"] - entry["one"]) > 1e-3
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_weight_update_equals_one_device(report, name):
+    entry = report[name]
+    for one, two in zip(entry["one_update"], entry["two_update"]):
+        one, two = np.asarray(one), np.asarray(two)
+        assert np.abs(one).max() > 1e-3
+        np.testing.assert_allclose(two, one, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(entry["two_evaluate"], entry["one_after"], 1e-5)
