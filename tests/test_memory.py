@@ -14,7 +14,9 @@ from keras_sodeep.losses import (
     CalibrationLoss,
     CrossBatchMemory,
     MeanAveragePrecisionLoss,
+    RankedListLoss,
     RecallAtKLoss,
+    RecallAtKSurrogateLoss,
     ROADMAPLoss,
     SupAPLoss,
     SupRecallAtKLoss,
@@ -29,6 +31,8 @@ WRAPPED = {
     "recall_sodeep": lambda: RecallAtKLoss(
         k=(1, 4), ranker=SigmoidRanker(0.05)
     ),
+    "ranked_list": lambda: RankedListLoss(),
+    "rs_at_k": lambda: RecallAtKSurrogateLoss(k=(1, 4)),
     "map": lambda: MeanAveragePrecisionLoss(
         axis=-1, ranker=SigmoidRanker(0.05)
     ),
@@ -171,6 +175,8 @@ def test_no_gradient_through_the_memory(rng):
 def test_bad_input_raises(rng):
     with pytest.raises(ValueError, match="`loss` should be an embedding"):
         CrossBatchMemory(keras.losses.MeanSquaredError())
+    with pytest.raises(ValueError, match="similarity mixup"):
+        CrossBatchMemory(RecallAtKSurrogateLoss(simix=True))
     with pytest.raises(ValueError, match="`size` should be"):
         CrossBatchMemory(SupAPLoss(), size=0)
     with pytest.raises(ValueError, match="`warmup_steps` should be"):

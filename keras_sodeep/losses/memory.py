@@ -31,8 +31,9 @@ class CrossBatchMemory(keras.losses.Loss):
     """Ranks each query against the batch and the last ``size`` embeddings.
 
     Wraps an embedding loss of the package (``SupAPLoss``, ``ROADMAPLoss``,
-    ``RecallAtKLoss``, ``MeanAveragePrecisionLoss``, ...; any
-    ``RankingLoss`` on embeddings ``(B, D)`` with integer labels ``(B,)``).
+    ``RecallAtKLoss``, ``MeanAveragePrecisionLoss``, ``RankedListLoss``,
+    ``RecallAtKSurrogateLoss``, ...; any ``RankingLoss`` on embeddings
+    ``(B, D)`` with integer labels ``(B,)``, without ``simix=True``).
     The memory keeps the unit-norm embeddings and the labels of the last
     ``size`` samples, detached, in non-trainable variables (a ring
     buffer). Each query of the batch is then ranked against the other
@@ -90,6 +91,12 @@ class CrossBatchMemory(keras.losses.Loss):
                 "`loss` should be an embedding loss of keras_sodeep (a "
                 "`RankingLoss` that accepts embeddings, such as SupAPLoss "
                 f"or RecallAtKLoss). Received: loss={loss!r}"
+            )
+        if getattr(loss, "simix", False):
+            raise ValueError(
+                "CrossBatchMemory does not combine with similarity mixup: "
+                "the mixed embeddings would not meet the memory. Wrap the "
+                "loss with `simix=False`. Received: loss.simix=True"
             )
         kwargs.setdefault("reduction", loss.reduction)
         kwargs.setdefault("dtype", loss.dtype)
