@@ -36,6 +36,8 @@ from keras_sodeep import (
 )
 from keras_sodeep.callbacks import RetrievalEvaluation, SorterFinetuning
 from keras_sodeep.losses import (
+    CalibrationLoss,
+    CrossBatchMemory,
     GlobalBatchLoss,
     MeanAveragePrecisionLoss,
     RankedListLoss,
@@ -44,7 +46,10 @@ from keras_sodeep.losses import (
     RankTripletLoss,
     RecallAtKLoss,
     RecallAtKSurrogateLoss,
+    ROADMAPLoss,
     SpearmanLoss,
+    SupAPLoss,
+    SupRecallAtKLoss,
 )
 from keras_sodeep.preset_store import presets, pretrained
 from keras_sodeep.ranking import (
@@ -75,6 +80,8 @@ __all__ = [
     "sorters",
     "training",
     "CNNSorter",
+    "CalibrationLoss",
+    "CrossBatchMemory",
     "ChunkedEmbeddingModel",
     "ExactRanker",
     "GRUSorter",
@@ -87,6 +94,7 @@ __all__ = [
     "RankedListLoss",
     "RankingLoss",
     "RankTripletLoss",
+    "ROADMAPLoss",
     "Ranker",
     "RetrievalEvaluation",
     "RecallAtKLoss",
@@ -96,6 +104,8 @@ __all__ = [
     "SorterFinetuning",
     "SorterRanker",
     "SpearmanLoss",
+    "SupAPLoss",
+    "SupRecallAtKLoss",
     "exact_rank",
     "pretrained",
     "presets",

@@ -174,6 +174,36 @@ def loss_cases(sorter):
             "embeddings",
             None,
         ),
+        "sup_ap_rows_masked": (
+            losses.SupAPLoss(),
+            masked,
+            "scores",
+            "list_weight",
+        ),
+        "sup_ap_embeddings": (
+            losses.SupAPLoss(temperature=0.1),
+            "classes",
+            "embeddings",
+            None,
+        ),
+        "sup_recall_embeddings": (
+            losses.SupRecallAtKLoss((1, 4)),
+            "classes",
+            "embeddings",
+            None,
+        ),
+        "roadmap_embeddings": (
+            losses.ROADMAPLoss(),
+            "classes",
+            "embeddings",
+            None,
+        ),
+        "calibration_rows_masked": (
+            losses.CalibrationLoss(0.5, 0.0),
+            masked,
+            "scores",
+            None,
+        ),
     }
 
 

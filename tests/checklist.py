@@ -20,6 +20,10 @@ Fields:
 - ``labels``: ``"real"`` (real-valued targets, as for Spearman) or
   ``"relevance"`` (0/1 relevance; every list gets a positive and a
   negative).
+- ``pools``: optional, ``True`` for a loss whose value pools the pairs of
+  the whole batch (one mean over all pairs, as ROADMAP's calibration
+  term), so that a batch is not the mean of its lists; that one check is
+  left out for it. Defaults to ``False``.
 """
 
 import collections
@@ -29,7 +33,9 @@ import keras
 from keras_sodeep import losses, metrics
 from keras_sodeep.ranking import SigmoidRanker
 
-Case = collections.namedtuple("Case", ["name", "make", "axes", "labels"])
+Case = collections.namedtuple(
+    "Case", ["name", "make", "axes", "labels", "pools"], defaults=(False,)
+)
 
 
 def sharp():
@@ -88,6 +94,32 @@ CASES = [
         ),
         (-1,),
         "relevance",
+    ),
+    Case(
+        "sup_ap_loss",
+        lambda axis: losses.SupAPLoss(),
+        (-1,),
+        "relevance",
+    ),
+    Case(
+        "sup_recall_at_k_loss",
+        lambda axis: losses.SupRecallAtKLoss(k=(1, 2)),
+        (-1,),
+        "relevance",
+    ),
+    Case(
+        "roadmap_loss",
+        lambda axis: losses.ROADMAPLoss(),
+        (-1,),
+        "relevance",
+        pools=True,
+    ),
+    Case(
+        "calibration_loss",
+        lambda axis: losses.CalibrationLoss(),
+        (-1,),
+        "relevance",
+        pools=True,
     ),
     # Metrics.
     Case(

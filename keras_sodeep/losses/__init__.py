@@ -16,11 +16,14 @@ backends, the first use should be eager, or pass
 
 One module per family: `spearman`, `average_precision`, `recall`, `hinge`
 (rank triplet and rank-sum losses), `ranked_list` (Ranked List Loss),
-`recall_surrogate` (RS@k), over the base class `RankingLoss` (`base`), with
-which a user writes a rank loss as one method. `simix` holds similarity
-mixup (`similarity_mixup`, and `SiMixOption`, the base of the losses that
-offer ``simix=True``); `global_batch` holds `GlobalBatchLoss`, which ranks
-the global batch across ``tf.distribute`` replicas.
+`recall_surrogate` (RS@k), `suprank` (SupAP, SupRecall@k and ROADMAP, on
+their own upper-bound rank) and `calibration`, over the base class
+`RankingLoss` (`base`), with which a user writes a rank loss as one method.
+`simix` holds similarity mixup (`similarity_mixup`, and `SiMixOption`, the
+base of the losses that offer ``simix=True``); `global_batch` holds
+`GlobalBatchLoss`, which ranks the global batch across ``tf.distribute``
+replicas; `memory` holds `CrossBatchMemory`, which lets any embedding loss
+rank each query against the batch and the last embeddings seen.
 
 Conventions shared by the losses:
 
@@ -66,19 +69,29 @@ Conventions shared by the losses:
 
 from keras_sodeep.losses.average_precision import MeanAveragePrecisionLoss
 from keras_sodeep.losses.base import RankingLoss
+from keras_sodeep.losses.calibration import CalibrationLoss
 from keras_sodeep.losses.global_batch import GlobalBatchLoss
 from keras_sodeep.losses.hinge import RankLoss, RankTripletLoss
+from keras_sodeep.losses.memory import CrossBatchMemory
 from keras_sodeep.losses.ranked_list import RankedListLoss
 from keras_sodeep.losses.recall import RecallAtKLoss
 from keras_sodeep.losses.recall_surrogate import RecallAtKSurrogateLoss
 from keras_sodeep.losses.simix import SiMixOption, similarity_mixup
 from keras_sodeep.losses.spearman import SpearmanLoss
+from keras_sodeep.losses.suprank import (
+    ROADMAPLoss,
+    SupAPLoss,
+    SupRecallAtKLoss,
+)
 from keras_sodeep.ranking import DEFAULT_RANKER
 
 __all__ = [
     "DEFAULT_RANKER",
+    "CalibrationLoss",
+    "CrossBatchMemory",
     "GlobalBatchLoss",
     "MeanAveragePrecisionLoss",
+    "ROADMAPLoss",
     "RankLoss",
     "RankTripletLoss",
     "RankedListLoss",
@@ -87,5 +100,7 @@ __all__ = [
     "RecallAtKSurrogateLoss",
     "SiMixOption",
     "SpearmanLoss",
+    "SupAPLoss",
+    "SupRecallAtKLoss",
     "similarity_mixup",
 ]

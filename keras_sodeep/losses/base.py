@@ -85,7 +85,13 @@ def _get_eagerly(spec):
     return ranking.get(spec)
 
 
-def embedding_lists(labels, embeddings, mask=None):
+def unit_embeddings(embeddings):
+    """Embeddings scaled to unit L2 norm (a zero row stays zero)."""
+    norm = ops.sqrt(ops.sum(ops.square(embeddings), axis=-1, keepdims=True))
+    return embeddings / ops.maximum(norm, 1e-12)
+
+
+def embedding_lists(labels, embeddings, mask=None, reference=None):
     """Cosine-similarity lists of a batch of embeddings, self-pairs out.
 
     Returns ``(relevance, scores, valid)`` of shape ``(B, B)``: row ``q``
@@ -93,6 +99,11 @@ def embedding_lists(labels, embeddings, mask=None):
     samples with its label are relevant; labels < 0 and ``False`` mask
     entries mark padding. A padded sample reaches no value and no gradient,
     whatever its embedding holds.
+
+    ``reference``, optional: ``(unit, labels, valid)`` of ``R`` more
+    gallery items (unit-norm embeddings ``(R, D)``, labels ``(R,)``, bool
+    ``(R,)``), such as a cross-batch memory; they become ``R`` more columns,
+    ``(B, B + R)`` in all. They are gallery items only, never queries.
     """
     labels = ops.reshape(labels, (-1,))
     valid = labels >= 0
@@ -102,17 +113,28 @@ def embedding_lists(labels, embeddings, mask=None):
     # Padded embeddings are replaced before any arithmetic: a NaN there
     # would otherwise reach every gradient through the matmul below.
     embeddings = ops.where(ops.expand_dims(valid, -1), embeddings, 1.0)
-    norm = ops.sqrt(ops.sum(ops.square(embeddings), axis=-1, keepdims=True))
-    unit = embeddings / ops.maximum(norm, 1e-12)
-    scores = ops.matmul(unit, ops.transpose(unit))
+    unit = unit_embeddings(embeddings)
+    size = ops.shape(unit)[0]
+    not_self = ops.logical_not(ops.cast(ops.eye(size), "bool"))
+    gallery, gallery_labels, gallery_valid = unit, labels, valid
+    if reference is not None:
+        ref_unit, ref_labels, ref_valid = reference
+        ref_labels = ops.cast(ops.reshape(ref_labels, (-1,)), labels.dtype)
+        gallery = ops.concatenate([unit, ops.cast(ref_unit, unit.dtype)], 0)
+        gallery_labels = ops.concatenate([labels, ref_labels], 0)
+        gallery_valid = ops.concatenate([valid, ref_valid], 0)
+        not_self = ops.concatenate(
+            [not_self, ops.ones((size, ops.shape(ref_unit)[0]), "bool")], 1
+        )
+    scores = ops.matmul(unit, ops.transpose(gallery))
     relevance = ops.cast(
-        ops.equal(ops.expand_dims(labels, 1), ops.expand_dims(labels, 0)),
+        ops.equal(
+            ops.expand_dims(labels, 1), ops.expand_dims(gallery_labels, 0)
+        ),
         scores.dtype,
     )
-    size = ops.shape(scores)[0]
-    not_self = ops.logical_not(ops.cast(ops.eye(size), "bool"))
     pair_valid = ops.logical_and(
-        ops.expand_dims(valid, 1), ops.expand_dims(valid, 0)
+        ops.expand_dims(valid, 1), ops.expand_dims(gallery_valid, 0)
     )
     return relevance, scores, ops.logical_and(pair_valid, not_self)
 
@@ -247,8 +269,12 @@ class RankingLoss(keras.losses.Loss):
             len(label_shape) == 2 and label_shape[-1] == 1
         )
 
-    def _standardize(self, y_true, y_pred):
-        """Checks the inputs; returns `_Lists` along the last axis."""
+    def _standardize(self, y_true, y_pred, reference=None):
+        """Checks the inputs; returns `_Lists` along the last axis.
+
+        ``reference``: more gallery items for embeddings (see
+        `embedding_lists`); used by ``CrossBatchMemory``.
+        """
         labels, mask = unpack_y_true(y_true)
         labels = as_tensor(labels, dtype=self.dtype)
         y_pred = as_tensor(y_pred, dtype=self.dtype)
@@ -258,7 +284,7 @@ class RankingLoss(keras.losses.Loss):
                 f"y_pred.shape={tuple(y_pred.shape)}"
             )
         if self._is_embeddings(labels, y_pred):
-            return self._embedding_lists(labels, y_pred, mask)
+            return self._embedding_lists(labels, y_pred, mask, reference)
         original = tuple(labels.shape)
         labels = _match_rank(labels, y_pred)
         if not same_shape(labels.shape, y_pred.shape):
@@ -310,7 +336,7 @@ class RankingLoss(keras.losses.Loss):
         poisoned = ops.any(bad, axis=-1)
         return _Lists(labels, y_pred, valid, False, None, poisoned)
 
-    def _embedding_lists(self, labels, embeddings, mask):
+    def _embedding_lists(self, labels, embeddings, mask, reference=None):
         """`_Lists` of a batch of embeddings (see `embedding_lists`)."""
         flat = ops.reshape(labels, (-1,))
         sample_valid = ops.logical_not(flat < 0)
@@ -323,7 +349,9 @@ class RankingLoss(keras.losses.Loss):
             ops.where(finite, 0.0, float("nan")),
             sample_valid,
         )
-        relevance, scores, valid = embedding_lists(labels, embeddings, mask)
+        relevance, scores, valid = embedding_lists(
+            labels, embeddings, mask, reference
+        )
         # A bad sample is in every query's gallery: every list is NaN.
         poisoned = ops.logical_and(ops.any(bad), ops.ones_like(flat) > 0)
         return _Lists(relevance, scores, valid, False, None, poisoned)
@@ -331,7 +359,10 @@ class RankingLoss(keras.losses.Loss):
     # -- values -----------------------------------------------------------
 
     def call(self, y_true, y_pred):
-        lists = self._standardize(y_true, y_pred)
+        return self._values(self._standardize(y_true, y_pred))
+
+    def _values(self, lists):
+        """Per-sample values of standardized lists, scaled for reduction."""
         terms, list_valid = self.compute_terms(
             lists.labels, lists.scores, lists.valid
         )
