@@ -77,8 +77,10 @@ def test_losses_and_metrics_match_on_jax(tmp_path):
         )
         grad = np.asarray(expected["grad"])
         assert np.all(np.isfinite(grad)) and np.any(grad != 0), name
+        # The sorters' counting front end sums hundreds of sigmoids per
+        # item; the backends' float32 summation orders differ by ~1e-6.
         np.testing.assert_allclose(
-            got["grad"], grad, rtol=1e-4, atol=1e-6, err_msg=name
+            got["grad"], grad, rtol=1e-4, atol=1e-5, err_msg=name
         )
     for name, expected in tf_values["metrics"].items():
         np.testing.assert_allclose(
@@ -241,7 +243,11 @@ def _every_loss_data(rng):
 @pytest.mark.backend
 def test_every_loss_and_metric_fit_evaluate_save_and_load(rng, tmp_path):
     x, targets = _every_loss_data(rng)
-    sorter = GRUSorter(units=8, num_layers=1, context_units=4)
+    # An untrained sorter's own gradient is that of its spread estimate,
+    # small and sparse; the smooth one trains the head that feeds it.
+    sorter = GRUSorter(
+        units=8, num_layers=1, context_units=4, gradient_temperature=0.3
+    )
     model = _every_loss_model(sorter)
     kernels = {
         name: keras.ops.convert_to_numpy(model.get_layer(name).kernel)

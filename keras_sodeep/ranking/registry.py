@@ -17,10 +17,10 @@ DEFAULT_RANKER = "histogram"
 sorter, the shipped ``histogram`` preset.
 
 That preset is a ``keras_sodeep.sorters.HistogramSorter`` trained on
-synthetic lists of 2 to 1,000 items: length-generic, ``O(n)`` memory per
-item list (no ``n x n`` matrix), invariant to each list's scale and shift,
+synthetic lists of 2 to 1,000 items: length-generic, ``O(n)`` time and
+memory per list (no ``n x n`` matrix), invariant to scale and shift,
 L1 about 5e-5 of a rank on the paper's lists of 100. Its gradient is the
-smooth one of ``Sorter(gradient_temperature=0.3)``: inside a loss it moves
+smooth one of ``Sorter(gradient_temperature=0.1)``: inside a loss it moves
 scores toward their target order at any score scale, where a sigmoid
 ranker with a temperature in score units stalls (DESIGN §9.4; the README's
 surrogate table has the figures)."""

@@ -57,7 +57,7 @@ class HistogramSorter(Sorter):
     anchors; it is sparse when bins hold few items, and a loss trains
     poorly on it. The shipped preset (``keras_sodeep.pretrained
     ("histogram")``, the losses' default ranker) therefore sets
-    ``gradient_temperature=0.3`` (see `Sorter`): its outputs are this
+    ``gradient_temperature=0.1`` (see `Sorter`): its outputs are this
     sorter's, its gradient a smooth scale-free sigmoid ranking.
 
     Args:
