@@ -468,6 +468,13 @@ def main(argv=None):
         help="comma-separated tasks among " + ", ".join(TASK_KEYS),
     )
     parser.add_argument(
+        "--rows",
+        default=None,
+        help="only the rows whose loss or ranker label contains one of "
+        "these comma-separated words, plus each task's baseline (e.g. "
+        "'SoDeep' to re-measure the learned sorter's rows)",
+    )
+    parser.add_argument(
         "--output",
         help="the Markdown table (default: benchmarks/results/"
         "downstream.md, or downstream_TASKS.md with --tasks)",
@@ -494,6 +501,15 @@ def main(argv=None):
     rows = [
         row for row in configurations(sorter, sorter_label) if row[5] in runs
     ]
+    if args.rows:
+        words = args.rows.split(",")
+        baselines = {base for base, _ in BASELINES.values()}
+        rows = [
+            row
+            for row in rows
+            if row[2] in baselines
+            or any(word in row[2] or word in row[3] for word in words)
+        ]
     for task, metric, label, ranker, make_loss, run in rows:
         epochs = max(1, int(EPOCHS[run] * scale))
         loss = make_loss()
