@@ -141,7 +141,9 @@ def _build_ranker(spec):
     ranker = ranking.get(None if spec == "default" else spec)
     if isinstance(ranker, ranking.SorterRanker):
         ranker = ranker.sorter
-    if spec == "default":
+    if spec == "default" and isinstance(DEFAULT_RANKER, str):
+        label = f"preset {DEFAULT_RANKER} (the default)"
+    elif spec == "default":
         label = f"{_describe(ranker)} (the default)"
     elif spec == EXACT:
         label = "exact_rank (floor, forward only)"

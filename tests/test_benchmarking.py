@@ -21,7 +21,9 @@ def _record(ranker, n, mode, seconds, label=None, skipped=None):
 
 def test_default_rankers():
     specs = benchmarking.default_rankers(untrained=("gru", "lstm"))
-    assert specs[:3] == ["exact", "default", "neuralsort:1.0"]
+    # The default is the learned `histogram` preset, so the paper's
+    # handcrafted sorter is listed beside it.
+    assert specs[:4] == ["exact", "default", "sigmoid:0.1", "neuralsort:1.0"]
     assert specs[-2:] == ["untrained:gru", "untrained:lstm"]
     with pytest.raises(ValueError, match="untrained"):
         benchmarking.default_rankers(untrained=("cnn",))
@@ -47,7 +49,7 @@ def test_benchmark_records_each_ranker_and_mode():
         assert 1 <= r["runs"] <= 2 and 0 < r["seconds"]
         assert r["peak_bytes"] is None or r["peak_bytes"] >= 0
     labels = {r["ranker"]: r["label"] for r in records}
-    assert labels["default"] == "SigmoidRanker(temperature=0.1) (the default)"
+    assert labels["default"] == "preset histogram (the default)"
     assert labels["exact"].startswith("exact_rank")
 
 
@@ -56,7 +58,7 @@ def test_skips_what_does_not_fit_or_takes_too_long(monkeypatch):
     # skips the quadratic ranker, not the others.
     monkeypatch.setattr(benchmarking, "_available_bytes", lambda: 1024)
     records = benchmarking.benchmark_rankers(
-        ["default"],
+        ["sigmoid:0.1"],
         sizes=(4, 8),
         modes=("function",),
         batch_size=8,
@@ -65,7 +67,7 @@ def test_skips_what_does_not_fit_or_takes_too_long(monkeypatch):
         max_call_s=1e-9,  # any measured call is "too slow" to grow
     )
     by_key = {(r["ranker"], r["n"]): r for r in records}
-    assert by_key[("default", 4)]["skipped"].startswith("needs about")
+    assert by_key[("sigmoid:0.1", 4)]["skipped"].startswith("needs about")
     assert by_key[("exact", 4)]["skipped"] is None
     assert by_key[("exact", 4)]["runs"] == 1
     assert "per call" in by_key[("exact", 8)]["skipped"]
@@ -76,7 +78,9 @@ def test_bad_mode():
         benchmarking.benchmark_rankers(["default"], sizes=(4,), modes=("jit",))
 
 
-def test_speed_table_ratios_and_targets():
+def test_speed_table_ratios_and_targets(monkeypatch):
+    # The table's logic when the default is the pairwise SigmoidRanker.
+    monkeypatch.setattr(benchmarking, "DEFAULT_RANKER", "sigmoid:0.1")
     records = [
         _record("dense", 100, "xla", 0.001, "Dense(1) backward (reference)"),
         _record("exact", 100, "xla", 0.002, "exact_rank (floor)"),
@@ -123,7 +127,7 @@ def test_cli_bench(tmp_path, capsys):
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
     assert out.startswith("| n | ranker | tf.function | peak MiB")
-    assert "| 8 | SigmoidRanker(temperature=0.1) (the default) |" in out
+    assert "| 8 | preset histogram (the default) |" in out
     saved = json.loads(path.read_text())
     assert {r["ranker"] for r in saved["records"]} == {
         "dense",
