@@ -91,6 +91,20 @@ def unit_embeddings(embeddings):
     return embeddings / ops.maximum(norm, 1e-12)
 
 
+def embedding_labels(labels, mask=None):
+    """Flat integer labels of a batch of embeddings, and which ones count.
+
+    An embedding counts when its label is >= 0 (negative labels pad) and
+    its ``mask`` entry, if given, is true.
+    """
+    labels = ops.reshape(labels, (-1,))
+    valid = labels >= 0
+    if mask is not None:
+        mask = ops.reshape(as_tensor(mask), (-1,))
+        valid = ops.logical_and(valid, ops.not_equal(mask, 0))
+    return labels, valid
+
+
 def embedding_lists(labels, embeddings, mask=None, reference=None):
     """Cosine-similarity lists of a batch of embeddings, self-pairs out.
 
@@ -105,11 +119,7 @@ def embedding_lists(labels, embeddings, mask=None, reference=None):
     ``(R,)``), such as a cross-batch memory; they become ``R`` more columns,
     ``(B, B + R)`` in all. They are gallery items only, never queries.
     """
-    labels = ops.reshape(labels, (-1,))
-    valid = labels >= 0
-    if mask is not None:
-        mask = ops.reshape(as_tensor(mask), (-1,))
-        valid = ops.logical_and(valid, ops.not_equal(mask, 0))
+    labels, valid = embedding_labels(labels, mask)
     # Padded embeddings are replaced before any arithmetic: a NaN there
     # would otherwise reach every gradient through the matmul below.
     embeddings = ops.where(ops.expand_dims(valid, -1), embeddings, 1.0)

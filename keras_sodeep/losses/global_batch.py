@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from keras_sodeep._checks import unpack_y_true
-from keras_sodeep.losses.base import RankingLoss
+from keras_sodeep.losses.base import RankingLoss, embedding_labels
 
 
 def _replica_context():
@@ -94,11 +94,7 @@ class GlobalBatchLoss(keras.losses.Loss):
                 f"y_true.shape={tuple(labels.shape)}, "
                 f"y_pred.shape={tuple(y_pred.shape)}"
             )
-        labels = ops.reshape(labels, (-1,))
-        valid = labels >= 0
-        if mask is not None:
-            mask = ops.reshape(ops.convert_to_tensor(mask), (-1,))
-            valid = ops.logical_and(valid, ops.not_equal(mask, 0))
+        labels, valid = embedding_labels(labels, mask)
         norm = ops.sqrt(ops.sum(ops.square(y_pred), axis=-1, keepdims=True))
         units = y_pred / ops.maximum(norm, 1e-12)
         size = ops.shape(units)[0]

@@ -9,7 +9,7 @@ import keras
 from keras import ops
 
 from keras_sodeep._checks import check_int, unpack_y_true
-from keras_sodeep.losses.base import RankingLoss
+from keras_sodeep.losses.base import RankingLoss, embedding_labels
 
 
 def _unit(x):
@@ -136,11 +136,7 @@ class SiMixOption(RankingLoss):
                 f"y_true.shape={tuple(labels.shape)}, "
                 f"y_pred.shape={tuple(y_pred.shape)}"
             )
-        labels = ops.reshape(labels, (-1,))
-        valid = labels >= 0
-        if mask is not None:
-            mask = ops.reshape(ops.convert_to_tensor(mask), (-1,))
-            valid = ops.logical_and(valid, ops.not_equal(mask, 0))
+        labels, valid = embedding_labels(labels, mask)
         units, all_labels, all_valid = similarity_mixup(
             labels, y_pred, valid, self.max_mixed, self._seed_generator
         )
