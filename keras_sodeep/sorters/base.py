@@ -89,6 +89,12 @@ def _list_features(scores, mask, spread_inputs=True):
     return ops.where(mask, 2.0 * q - 1.0, ops.zeros_like(q))[..., None]
 
 
+def _item_count(mask):
+    """The number of unmasked items of each list, ``(batch, 1)``, >= 1."""
+    count = ops.sum(ops.cast(mask, "float32"), axis=-1, keepdims=True)
+    return ops.maximum(count, 1.0)
+
+
 def _finite_unit_scale(scores, mask):
     """Each list divided by its largest magnitude, non-finite scores by 0.
 
@@ -292,22 +298,23 @@ class Sorter(keras.Model):
         )
         ranks = ops.cast(self._rank(features, inner_mask, training), "float32")
         if self.spread_inputs:
-            count = ops.sum(ops.cast(inner_valid, "float32"), -1, keepdims=True)
             q = 0.5 * (features[..., 0] + 1.0)
-            ranks = ranks + 1.0 - q + 0.5 / ops.maximum(count, 1.0)
+            ranks = ranks + 1.0 - q + 0.5 / _item_count(inner_valid)
         valid = full if mask is None else mask
+        count = _item_count(valid)
         if mask is not None and self.seq_len is not None:
-            count = ops.sum(ops.cast(mask, "float32"), axis=-1, keepdims=True)
-            ranks = ranks * (self.seq_len / ops.maximum(count, 1.0))
+            ranks = ranks * (self.seq_len / count)
         if smooth:
-            count = ops.sum(ops.cast(valid, "float32"), -1, keepdims=True)
-            surrogate = smooth_ranks(
-                scores,
-                ranks,
-                valid,
-                self.gradient_bins,
-                self.gradient_temperature,
-            ) / ops.maximum(count, 1.0)
+            surrogate = (
+                smooth_ranks(
+                    scores,
+                    ranks,
+                    valid,
+                    self.gradient_bins,
+                    self.gradient_temperature,
+                )
+                / count
+            )
             ranks = ranks + surrogate - ops.stop_gradient(surrogate)
         # A list with a non-finite (unmasked) score has NaN ranks.
         ranks = ops.where(broken, float("nan"), ranks)
