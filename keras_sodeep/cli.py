@@ -342,8 +342,9 @@ def _add_evaluate_command(subparsers):
         "--lengths",
         type=_parse_lengths,
         default=None,
-        help="length sweep of a length-generic ranker: 'auto' (10, 50, "
-        "100, 200, 500, 1000), 'none' or comma-separated ints",
+        help="length sweep: 'auto' (10, 50, 100, 200, 500, 1000; for a "
+        "fixed-length sorter those below its length, padded and masked), "
+        "'none' or comma-separated ints",
     )
     parser.add_argument(
         "--length-lists",

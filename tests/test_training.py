@@ -17,10 +17,15 @@ import pytest
 from scipy.special import expit
 from scipy.stats import rankdata, spearmanr
 
-from keras_sodeep.ranking import ExactRanker, SigmoidRanker
+from keras_sodeep.ranking import ExactRanker, SigmoidRanker, SorterRanker
 from keras_sodeep.ranking import get as resolve_ranker
 from keras_sodeep.sorters import build_sorter
-from keras_sodeep.synthetic import HELD_OUT, evaluation_lists, held_out_lists
+from keras_sodeep.synthetic import (
+    EVALUATION_SEED,
+    HELD_OUT,
+    evaluation_lists,
+    held_out_lists,
+)
 from keras_sodeep.training import (
     evaluate_ranker,
     fidelity_figures,
@@ -160,8 +165,24 @@ def test_evaluate_fixed_length_sorter_checks():
     assert "l1_by_length" not in figures
     with pytest.raises(ValueError, match="length 8 only"):
         evaluate_ranker(sorter, seq_len=10, num_lists=20)
-    with pytest.raises(ValueError, match="length-generic"):
+    with pytest.raises(ValueError, match="at most 8 items"):
         evaluate_ranker(sorter, num_lists=20, lengths=(10,))
+
+
+def test_evaluate_fixed_length_sorter_on_shorter_lists():
+    # Shorter lists are padded and masked, as `SorterRanker` does in a loss.
+    sorter = build_sorter(
+        "cnn", 20, filters=4, num_blocks=1, spread_inputs=False
+    )
+    figures = evaluate_ranker(
+        sorter, num_lists=8, held_out_lists=0, length_lists=16
+    )
+    assert list(figures["l1_by_length"]) == ["10"]
+    scores, target = evaluation_lists(16, 10, EVALUATION_SEED)
+    ranks = np.asarray(SorterRanker(sorter)(scores))
+    expected = np.mean(np.abs(ranks / 10 - target))
+    assert expected > 0.01  # an untrained network: far from exact
+    assert figures["l1_by_length"]["10"] == pytest.approx(expected, rel=1e-3)
 
 
 def test_resolve_ranker():

@@ -79,6 +79,30 @@ def _normalized_predictions(model, is_ranker, scores, batch_size):
     return out / n if is_ranker else out
 
 
+def _padded_predictions(sorter, scores, batch_size):
+    """A fixed-length sorter's ``rank / n`` of shorter lists.
+
+    Each list is padded to the sorter's ``seq_len`` and the padding masked,
+    as `keras_sodeep.ranking.SorterRanker` does inside a loss.
+    """
+    num_lists, n = scores.shape
+    padded = np.zeros((num_lists, sorter.seq_len), dtype="float32")
+    padded[:, :n] = scores
+    mask = np.zeros_like(padded, dtype=bool)
+    mask[:, :n] = True
+    out = [
+        np.asarray(
+            sorter(
+                padded[i : i + batch_size],
+                mask=mask[i : i + batch_size],
+                training=False,
+            )
+        )
+        for i in range(0, num_lists, batch_size)
+    ]
+    return np.concatenate(out)[:, :n].astype("float64")
+
+
 def held_out_figures(predict, seq_len, num_lists, seed, paper_l1):
     """The L1 on each held-out distribution (DESIGN §9.1) and the worst.
 
@@ -134,10 +158,10 @@ def evaluate_ranker(
     ranker's output (ranks in ``[1, n]``) is divided by ``n``; a sorter's
     output is ``rank / n`` already.
 
-    For a length-generic ranker (a ``Ranker``, or a sorter with
-    ``seq_len=None``), also the L1 at each length in ``lengths`` on
-    ``length_lists`` lists of that length (fewer lists than at
-    ``seq_len``, since a pairwise ranker costs O(n^2) per list).
+    Also the L1 at each length in ``lengths`` on ``length_lists`` lists
+    of that length (fewer lists than at ``seq_len``, since a pairwise
+    ranker costs O(n^2) per list). A fixed-length sorter ranks the shorter
+    lists padded to its ``seq_len`` and masked, as inside a loss.
 
     Then the L1 on ``held_out_lists`` lists of ``seq_len`` items from each
     held-out distribution of `keras_sodeep.synthetic.HELD_OUT` (heavy
@@ -157,8 +181,8 @@ def evaluate_ranker(
         batch_size: int, lists per forward pass at length 100; at length
             ``n`` it is scaled by ``100 / n``. Defaults to 250.
         lengths: list of ints, the lengths of the sweep; ``()`` skips it.
-            Defaults to ``None``: `LENGTHS` for a length-generic ranker,
-            none otherwise.
+            Defaults to ``None``: `LENGTHS`, those below ``seq_len`` for a
+            fixed-length sorter.
         length_lists: int, lists per length of the sweep. Defaults to
             1,000.
         held_out_lists: int, lists per held-out distribution; ``0`` skips
@@ -207,11 +231,12 @@ def evaluate_ranker(
             f"Received: seq_len={seq_len}"
         )
     if lengths is None:
-        lengths = LENGTHS if fixed is None else ()
-    elif lengths and fixed is not None:
+        lengths = [n for n in LENGTHS if fixed is None or n < fixed]
+    elif fixed is not None and any(int(n) > fixed for n in lengths):
         raise ValueError(
-            "`lengths` needs a length-generic ranker; this sorter ranks "
-            f"lists of length {fixed} only. Received: lengths={lengths}"
+            f"This sorter ranks lists of at most {fixed} items (shorter "
+            "ones padded and masked); `lengths` should not exceed it. "
+            f"Received: lengths={lengths}"
         )
     model = ranker
     if is_ranker:
@@ -236,9 +261,12 @@ def evaluate_ranker(
         figures["l1_by_length"] = {}
         for n in lengths:
             scores, target = evaluation_lists(length_lists, int(n), seed)
-            predicted = _normalized_predictions(
-                model, is_ranker, scores, batch_for(n)
-            )
+            if fixed is not None and int(n) < fixed:
+                predicted = _padded_predictions(model, scores, bs)
+            else:
+                predicted = _normalized_predictions(
+                    model, is_ranker, scores, batch_for(n)
+                )
             figures["l1_by_length"][str(n)] = float(
                 np.mean(np.abs(predicted - target))
             )
