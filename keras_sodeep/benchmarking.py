@@ -44,6 +44,9 @@ from keras_sodeep.preset_store import presets
 from keras_sodeep.ranking import DEFAULT_RANKER
 from keras_sodeep.training import cpu_model
 
+# The ranker of `SpearmanLoss()`, the loss timed here.
+_DEFAULT = SpearmanLoss.default_ranker or DEFAULT_RANKER
+
 MODES = ("eager", "function", "xla")
 """Execution modes: plain calls, ``tf.function``, and with XLA."""
 
@@ -112,12 +115,12 @@ def default_rankers(untrained=(), include_presets=True):
 
     Returns:
         A list of specifications for `benchmark_rankers`: ``"exact"``, the
-        loss's default ranker (``keras_sodeep.losses.DEFAULT_RANKER``),
+        loss's default ranker (``SpearmanLoss.default_ranker``),
         ``"sigmoid:0.1"`` (if it is not the default), ``"neuralsort:1.0"``,
         the presets, then the untrained sorters.
     """
     specs = [EXACT, "default"]
-    default = ranking.get(DEFAULT_RANKER)
+    default = ranking.get(_DEFAULT)
     if not (
         isinstance(default, ranking.SigmoidRanker)
         and default.temperature == 0.1
@@ -138,11 +141,11 @@ def default_rankers(untrained=(), include_presets=True):
 
 def _build_ranker(spec):
     """Returns (label, ranker or sorter, is_quadratic, max_length)."""
-    ranker = ranking.get(None if spec == "default" else spec)
+    ranker = ranking.get(_DEFAULT if spec == "default" else spec)
     if isinstance(ranker, ranking.SorterRanker):
         ranker = ranker.sorter
-    if spec == "default" and isinstance(DEFAULT_RANKER, str):
-        label = f"preset {DEFAULT_RANKER} (the default)"
+    if spec == "default" and isinstance(_DEFAULT, str):
+        label = f"preset {_DEFAULT} (the default)"
     elif spec == "default":
         label = f"{_describe(ranker)} (the default)"
     elif spec == EXACT:
@@ -301,7 +304,7 @@ def benchmark_rankers(
 
     Args:
         rankers: list of specifications: ``"exact"`` (the floor),
-            ``"default"`` (``keras_sodeep.losses.DEFAULT_RANKER``),
+            ``"default"`` (``SpearmanLoss.default_ranker``),
             ``"untrained:NAME"`` for ``NAME`` in `UNTRAINED`, or anything
             ``keras_sodeep.ranking.get`` accepts
             (``"sigmoid:0.1"``, ``"neuralsort:1.0"``, a preset name or
@@ -444,7 +447,7 @@ def target_figures(records):
         is one, else ``"sigmoid:0.1"``); the target is < 1.
     """
     index = _index(records)
-    default = ranking.get(DEFAULT_RANKER)
+    default = ranking.get(_DEFAULT)
     out = {}
     for mode in MODES:
         figures = {}

@@ -37,7 +37,6 @@ def _demo(args):
 
     from keras_sodeep.losses import SpearmanLoss
     from keras_sodeep.metrics import SpearmanCorrelation
-    from keras_sodeep.ranking import DEFAULT_RANKER
 
     rng = np.random.default_rng(args.seed)
     x = rng.normal(size=(args.samples, 8)).astype("float32")
@@ -51,7 +50,7 @@ def _demo(args):
     print(
         f"  {split} training and {args.samples - split} held-out samples, "
         f"{args.epochs} epochs; SpearmanLoss() ranks with the learned "
-        f"'{DEFAULT_RANKER}' sorter"
+        f"'{SpearmanLoss.default_ranker}' sorter"
     )
     print("  loss          Spearman rho before   after")
     for name, loss in (("mse", "mse"), ("SpearmanLoss", SpearmanLoss())):

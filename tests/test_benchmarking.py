@@ -21,7 +21,7 @@ def _record(ranker, n, mode, seconds, label=None, skipped=None):
 
 def test_default_rankers():
     specs = benchmarking.default_rankers(untrained=("gru", "lstm"))
-    # The default is the learned `histogram` preset, so the paper's
+    # The default is a learned preset, so the paper's
     # handcrafted sorter is listed beside it.
     assert specs[:4] == ["exact", "default", "sigmoid:0.1", "neuralsort:1.0"]
     assert specs[-2:] == ["untrained:gru", "untrained:lstm"]
@@ -49,7 +49,7 @@ def test_benchmark_records_each_ranker_and_mode():
         assert 1 <= r["runs"] <= 2 and 0 < r["seconds"]
         assert r["peak_bytes"] is None or r["peak_bytes"] >= 0
     labels = {r["ranker"]: r["label"] for r in records}
-    assert labels["default"] == "preset histogram (the default)"
+    assert labels["default"] == "preset histogram-smooth (the default)"
     assert labels["exact"].startswith("exact_rank")
 
 
@@ -80,7 +80,7 @@ def test_bad_mode():
 
 def test_speed_table_ratios_and_targets(monkeypatch):
     # The table's logic when the default is the pairwise SigmoidRanker.
-    monkeypatch.setattr(benchmarking, "DEFAULT_RANKER", "sigmoid:0.1")
+    monkeypatch.setattr(benchmarking, "_DEFAULT", "sigmoid:0.1")
     records = [
         _record("dense", 100, "xla", 0.001, "Dense(1) backward (reference)"),
         _record("exact", 100, "xla", 0.002, "exact_rank (floor)"),
@@ -127,7 +127,7 @@ def test_cli_bench(tmp_path, capsys):
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
     assert out.startswith("| n | ranker | tf.function | peak MiB")
-    assert "| 8 | preset histogram (the default) |" in out
+    assert "| 8 | preset histogram-smooth (the default) |" in out
     saved = json.loads(path.read_text())
     assert {r["ranker"] for r in saved["records"]} == {
         "dense",

@@ -170,14 +170,16 @@ class RankingLoss(keras.losses.Loss):
     valid)``.
 
     Class attributes: ``relevance_labels`` (labels < 0 are padding;
-    default ``True``) and ``accepts_embeddings`` (``y_pred`` of shape
+    default ``True``), ``accepts_embeddings`` (``y_pred`` of shape
     ``(B, D)`` with integer labels ``(B,)`` is a batch of embeddings;
-    default ``True``).
+    default ``True``) and ``default_ranker`` (the ranker of ``ranker=None``
+    in a form ``keras_sodeep.ranking.get`` accepts; default ``None``:
+    ``keras_sodeep.ranking.DEFAULT_RANKER``).
 
     Args:
         ranker: keyword-only; a ranker, a sorter, a string specification
-            (``"sigmoid:0.1"``, a preset name, ...) or ``None`` for
-            ``keras_sodeep.ranking.DEFAULT_RANKER``. Defaults to ``None``.
+            (``"sigmoid:0.1"``, a preset name, ...) or ``None`` for the
+            class's ``default_ranker``. Defaults to ``None``.
         axis: ``0`` (the batch is the list) or ``-1`` (each row is a list).
             Defaults to ``-1``.
         reduction, name, dtype: as for ``keras.losses.Loss``.
@@ -204,6 +206,7 @@ class RankingLoss(keras.losses.Loss):
 
     relevance_labels = True
     accepts_embeddings = True
+    default_ranker = None
 
     def __init__(
         self,
@@ -221,11 +224,15 @@ class RankingLoss(keras.losses.Loss):
         self.axis = check_list_axis(axis)
         # A string is resolved on first use (see `_get_ranker`); get_config
         # keeps the string, so a saved model loads the preset again.
-        self._ranker = None if isinstance(ranker, str) else ranking.get(ranker)
+        spec = self._ranker_spec()
+        self._ranker = None if isinstance(spec, str) else ranking.get(spec)
+
+    def _ranker_spec(self):
+        return self.default_ranker if self.ranker is None else self.ranker
 
     def _get_ranker(self):
         if self._ranker is None:
-            self._ranker = _get_eagerly(self.ranker)
+            self._ranker = _get_eagerly(self._ranker_spec())
         return self._ranker
 
     def rank(self, scores, mask):

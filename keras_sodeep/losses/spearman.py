@@ -26,9 +26,19 @@ class SpearmanLoss(RankingLoss):
     term is the reference code's warm-up help for a model whose outputs are
     still far from the targets.
 
-    The default ranker is ``DEFAULT_RANKER``, length-generic
-    (``SigmoidRanker(temperature=0.1)``: sharp for scores spread over a few
-    units, smoother for tightly packed ones), so any batch size works.
+    The default ranker is the ``histogram-smooth`` preset: the learned,
+    length-generic ``histogram`` sorter (``DEFAULT_RANKER``, the other
+    losses' default) with ``smooth_outputs=True`` and
+    ``gradient_temperature=0.6`` (see ``keras_sodeep.sorters.Sorter``). The
+    sorter sorts each list into 64 quantile groups; the loss sees each item
+    ranked by a sigmoid against the groups' mean scores, 0.6 times the
+    list's interquartile spread wide. Scale-free (any scale of ``y_pred``
+    trains), ``O(n)`` per list (any batch size), and soft: the loss keeps
+    asking for a margin between items once their order is right, where an
+    exact-valued ranker lets a regression network overfit the order of
+    its training batches (DESIGN §9.4 and the README's downstream section
+    give the figures). ``ranker="histogram"`` gives the sorter's own
+    near-exact ranks with the smooth gradient only.
 
     Args:
         ranker: a ranker, a sorter, a preset name or ``None`` (see the module
@@ -55,6 +65,7 @@ class SpearmanLoss(RankingLoss):
 
     relevance_labels = False
     accepts_embeddings = False
+    default_ranker = "histogram-smooth"
 
     def __init__(
         self,

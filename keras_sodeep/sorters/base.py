@@ -43,7 +43,7 @@ counting they share, and `architectures` names them.
 import keras
 from keras import ops
 
-from keras_sodeep._checks import check_float, check_int
+from keras_sodeep._checks import check_bool, check_float, check_int
 from keras_sodeep.ranking import check_mask, pad_below_minimum
 from keras_sodeep.sorters.counting import smooth_ranks, spread_evenly
 
@@ -168,6 +168,15 @@ class Sorter(keras.Model):
     choice does inside a loss). The sorter's weights keep their own
     gradient, so training and fine-tuning are unaffected.
 
+    With ``smooth_outputs=True`` as well, the outputs are that smooth
+    ranking itself, value and gradient (``(1/2 + smooth_ranks) / n``): the
+    sorter only sorts the list into its quantile groups. A loss on such
+    soft ranks keeps asking for a margin between items relative to their
+    spread instead of stopping once their order is right, which
+    regularizes: `keras_sodeep.losses.SpearmanLoss` ranks with it by
+    default (the ``histogram-smooth`` preset), and its fidelity is that of
+    a sigmoid ranking, not the sorter's.
+
     Args:
         seq_len: int or ``None``. The list length of a fixed-length sorter,
             ``None`` for a length-generic one. Defaults to ``None``.
@@ -181,6 +190,8 @@ class Sorter(keras.Model):
             ``None``.
         gradient_bins: int >= 2, the number of quantile groups of the
             smooth gradient. Defaults to 64.
+        smooth_outputs: bool, whether the outputs are the smooth ranking
+            too (needs ``gradient_temperature``). Defaults to ``False``.
         **kwargs: passed to ``keras.Model`` (``name``, ``dtype``, ...).
     """
 
@@ -195,6 +206,7 @@ class Sorter(keras.Model):
         spread_inputs=True,
         gradient_temperature=None,
         gradient_bins=64,
+        smooth_outputs=False,
         **kwargs,
     ):
         if self._generic_only and seq_len is not None:
@@ -224,6 +236,13 @@ class Sorter(keras.Model):
         self.gradient_temperature = gradient_temperature
         check_int(gradient_bins, "gradient_bins", minimum=2)
         self.gradient_bins = gradient_bins
+        self.smooth_outputs = check_bool(smooth_outputs, "smooth_outputs")
+        if smooth_outputs and gradient_temperature is None:
+            raise ValueError(
+                "`smooth_outputs=True` needs the smooth ranking's width: set "
+                "`gradient_temperature` (e.g. 0.6). Received: "
+                "gradient_temperature=None"
+            )
 
     def _head_kwargs(self):
         """Arguments of the output layer: a zero correction, or a sigmoid."""
@@ -315,7 +334,10 @@ class Sorter(keras.Model):
                 )
                 / count
             )
-            ranks = ranks + surrogate - ops.stop_gradient(surrogate)
+            if self.smooth_outputs:
+                ranks = surrogate + 0.5 / count
+            else:
+                ranks = ranks + surrogate - ops.stop_gradient(surrogate)
         # A list with a non-finite (unmasked) score has NaN ranks.
         ranks = ops.where(broken, float("nan"), ranks)
         if mask is None:
@@ -337,6 +359,7 @@ class Sorter(keras.Model):
             {
                 "gradient_temperature": self.gradient_temperature,
                 "gradient_bins": self.gradient_bins,
+                "smooth_outputs": self.smooth_outputs,
             }
         )
         return config
