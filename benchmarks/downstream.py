@@ -269,6 +269,11 @@ def default_ranker_label():
 
 # -- the runs -----------------------------------------------------------------
 
+SPEARMAN_DEFAULT = (
+    f"SoDeep default ({SpearmanLoss.default_ranker} preset, ranker=None)"
+)
+"""The row label of `SpearmanLoss()`, whose default is its own preset."""
+
 
 TASKS = [
     ("Spearman regression (diabetes)", "Spearman ρ", regression),
@@ -298,6 +303,14 @@ def configurations(sorter, sorter_label):
 
     for task, metric, run in TASKS:
         add(task, metric, "none (untrained network)", "-", lambda: None, run)
+    add(
+        "Spearman regression (diabetes)",
+        "Spearman ρ",
+        "SpearmanLoss",
+        SPEARMAN_DEFAULT,
+        lambda: SpearmanLoss(),
+        regression,
+    )
     for name, make in [("-", None)] + list(ranks.items()):
         add(
             "Spearman regression (diabetes)",
@@ -405,29 +418,38 @@ BASELINES = {
 
 
 def verdict(sodeep, baseline):
-    """ "beats", "loses" or "tie within the seed spread" from (mean, std)."""
-    gap = sodeep[0] - baseline[0]
-    spread = sodeep[1] + baseline[1]
-    if gap > spread:
-        return "beats"
-    if gap < -spread:
-        return "loses"
-    return "tie within the seed spread"
+    """The paired difference over seeds and "beats", "loses" or "ties".
+
+    Both rows ran on the same seeds (the same split, initial weights and
+    batch order), so the per-seed differences are compared: "beats" or
+    "loses" when their mean is more than twice its standard error away
+    from 0, else "ties".
+    """
+    diff = np.asarray(sodeep) - np.asarray(baseline)
+    mean = float(np.mean(diff))
+    if len(diff) < 2:
+        return f"one seed, no verdict (difference {mean:+.4f}) against"
+    se = 0.0
+    if len(diff) > 1:
+        se = float(np.std(diff, ddof=1) / np.sqrt(len(diff)))
+    word = "beats" if mean > 2 * se else "loses" if mean < -2 * se else "ties"
+    return f"{word} (paired difference {mean:+.4f} ± {se:.4f} s.e.)"
 
 
 def verdicts(results, sorter_label):
     """One Markdown line per task: the SoDeep loss against its baseline."""
-    found = {(r[0], r[2], r[3]): (r[5], r[6]) for r in results}
+    found = {(r[0], r[2], r[3]): r for r in results}
     lines = []
     for task, (base_loss, sodeep_loss) in BASELINES.items():
         base = found.get((task, base_loss, "-"))
-        sodeep = found.get((task, sodeep_loss, sorter_label))
+        label = SPEARMAN_DEFAULT if sodeep_loss == "SpearmanLoss" else None
+        sodeep = found.get((task, sodeep_loss, label or sorter_label))
         if base is None or sodeep is None:
             continue
         lines.append(
-            f"- {task}: {sodeep_loss} {sodeep[0]:.4f} ± {sodeep[1]:.4f} "
-            f"{verdict(sodeep, base)} {base_loss} {base[0]:.4f} ± "
-            f"{base[1]:.4f}."
+            f"- {task}: {sodeep_loss} ({sodeep[3]}) {sodeep[5]:.4f} ± "
+            f"{sodeep[6]:.4f} {verdict(sodeep[7], base[7])} {base_loss} "
+            f"{base[5]:.4f} ± {base[6]:.4f}."
         )
     return lines
 
@@ -442,7 +464,7 @@ def best_rows(results):
         )
         if len(rows) < 2:
             continue
-        (_, _, label, ranker, _, mean, std), second = rows[0], rows[1]
+        (_, _, label, ranker, _, mean, std, _), second = rows[0], rows[1]
         lines.append(
             f"- {task}: best {label} ({ranker}) {mean:.4f} ± {std:.4f}, "
             f"{mean - second[5]:+.4f} over the next best, {second[2]} "
@@ -454,6 +476,12 @@ def best_rows(results):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="the seeds are first-seed, first-seed + 1, ...",
+    )
     parser.add_argument(
         "--sorter",
         default="histogram",
@@ -516,11 +544,11 @@ def main(argv=None):
         if loss is None:
             epochs = 0
         values = []
-        for seed in range(seeds):
+        for seed in range(args.first_seed, args.first_seed + seeds):
             loss = make_loss()
             values.append(float(run(loss, seed, epochs)))
         mean, std = np.mean(values), np.std(values)
-        results.append((task, metric, label, ranker, epochs, mean, std))
+        results.append((task, metric, label, ranker, epochs, mean, std, values))
         print(
             f"{task} | {label} | {ranker}: {mean:.4f} ± {std:.4f} "
             f"({', '.join(f'{v:.4f}' for v in values)})",
@@ -531,10 +559,10 @@ def main(argv=None):
     minutes = (time.time() - start) / 60
     lines = [
         "| task | metric | loss | ranker | epochs | mean ± std "
-        f"({seeds} seeds) |",
+        f"({seeds} seeds from {args.first_seed}) |",
         "|---|---|---|---|---|---|",
     ]
-    for task, metric, label, ranker, epochs, mean, std in results:
+    for task, metric, label, ranker, epochs, mean, std, _ in results:
         lines.append(
             f"| {task} | {metric} | {label} | {ranker} | {epochs} | "
             f"{mean:.4f} ± {std:.4f} |"
