@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from scipy.special import expit
+from oracles import smooth_ranks_oracle
 from scipy.stats import rankdata, spearmanr
 from sklearn.metrics import average_precision_score
 
@@ -188,30 +188,6 @@ def test_spearman_sample_weight(rng):
     np.testing.assert_allclose(weighted, np.mean(w * terms), rtol=1e-4)
 
 
-def _smooth_ranks_oracle(x, temperature, bins=64):
-    """NumPy transcription of the smooth ranking of `Sorter` (its docs).
-
-    Items are grouped by their exact quantile into ``min(n, bins)`` groups;
-    each is ranked with a sigmoid against the groups' mean scores, the
-    width ``temperature`` times the spread between the groups at the 25th
-    and 75th percent of the group index.
-    """
-    n = len(x)
-    num_bins = min(n, bins)
-    quantile = 1.0 - rankdata(-x) / n + 0.5 / n
-    index = np.clip(np.floor(quantile * num_bins), 0, num_bins - 1)
-    means = np.array([x[index == k].mean() for k in range(num_bins)])
-    sizes = np.array([(index == k).sum() for k in range(num_bins)])
-
-    def mean_at(fraction):
-        return means[int(np.floor(fraction * (num_bins - 1) + 0.5))]
-
-    spread = mean_at(0.75) - mean_at(0.25)
-    width = temperature * (spread if spread > 0 else x.std() or 1.0)
-    above = expit((means[None, :] - x[:, None]) / width)
-    return 0.5 + (above * sizes).sum(-1)
-
-
 @pytest.mark.parametrize("n", [2, 3, 101, 1024])
 def test_default_spearman_takes_any_batch_size(rng, n):
     y = rng.normal(size=n).astype("float32")
@@ -220,7 +196,7 @@ def test_default_spearman_takes_any_batch_size(rng, n):
     # The default is the `histogram-smooth` preset: eq. 4 on the smooth
     # ranks of width 0.6 (the learned sorter only groups the items).
     assert SpearmanLoss.default_ranker == "histogram-smooth"
-    ranks = _smooth_ranks_oracle(p.astype("float64"), 0.6)
+    ranks = 0.5 + smooth_ranks_oracle(p.astype("float64"), 64, 0.6)
     expected = np.mean(((ranks - rankdata(-y)) / n) ** 2)
     np.testing.assert_allclose(value, expected, rtol=1e-3, atol=1e-6)
     # The other losses rank with the near-exact `histogram` preset.

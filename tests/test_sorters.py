@@ -2,6 +2,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from oracles import smooth_ranks_oracle
 from scipy.stats import rankdata
 
 from keras_sodeep.sorters import (
@@ -461,24 +462,6 @@ def test_gradient_temperature_changes_score_gradients_only(rng, make):
     )
 
 
-def _smooth_ranks_oracle(x, groups, temperature):
-    """NumPy transcription of counting.smooth_ranks for one list."""
-    order = np.argsort(-x, kind="stable")  # descending: rank 1 first
-    quantile_order = order[::-1]  # ascending quantiles
-    m = len(x)
-    k = min(groups, m)
-    bins = [quantile_order[(np.arange(m) * k) // m == g] for g in range(k)]
-    means = np.array([x[b].mean() for b in bins])
-    sizes = np.array([len(b) for b in bins], dtype=float)
-    spread = (
-        means[int(np.floor(0.75 * (k - 1) + 0.5))]
-        - means[int(np.floor(0.25 * (k - 1) + 0.5))]
-    )
-    width = temperature * spread
-    z = (means[None, :] - x[:, None]) / width
-    return (sizes / (1 + np.exp(-z))).sum(-1)
-
-
 @pytest.mark.parametrize("groups", [4, 64])
 def test_smooth_ranks_match_a_numpy_transcription(rng, groups):
     from keras_sodeep.ranking import exact_rank
@@ -490,7 +473,7 @@ def test_smooth_ranks_match_a_numpy_transcription(rng, groups):
     got = np.asarray(smooth_ranks(x, ranks, mask, groups, 0.3))
     for b in range(3):
         np.testing.assert_allclose(
-            got[b], _smooth_ranks_oracle(x[b], groups, 0.3), rtol=1e-4
+            got[b], smooth_ranks_oracle(x[b], groups, 0.3), rtol=1e-4
         )
 
 
@@ -514,3 +497,25 @@ def test_smooth_ranks_ignore_whatever_masked_items_hold(rng):
     grad = tape.gradient(total, dirty).numpy()
     np.testing.assert_allclose(np.asarray(value)[:, :8], clean[:, :8])
     assert np.all(np.isfinite(grad)) and np.all(grad[:, 8:] == 0)
+
+
+def test_smooth_outputs_are_the_smooth_ranking(rng):
+    with pytest.raises(ValueError, match="gradient_temperature"):
+        HistogramSorter(smooth_outputs=True)
+    sorter = HistogramSorter(gradient_temperature=0.6, smooth_outputs=True)
+    assert HistogramSorter.from_config(sorter.get_config()).smooth_outputs
+    x = rng.normal(size=(3, 41)).astype("float64")
+    got = np.asarray(sorter(x.astype("float32")))
+    for b in range(3):
+        expected = (0.5 + smooth_ranks_oracle(x[b], 64, 0.6)) / 41
+        np.testing.assert_allclose(got[b], expected, rtol=1e-4)
+    # Scale-free, and a score's gradient lowers its own rank.
+    np.testing.assert_allclose(
+        sorter(100.0 * x.astype("float32")), got, rtol=1e-4
+    )
+    scores = tf.constant(x.astype("float32"))
+    with tf.GradientTape() as tape:
+        tape.watch(scores)
+        y = sorter(scores)
+    diagonal = np.diagonal(tape.batch_jacobian(y, scores).numpy(), 0, 1, 2)
+    assert np.all(diagonal < 0)
