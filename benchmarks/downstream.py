@@ -269,10 +269,12 @@ def default_ranker_label():
 
 # -- the runs -----------------------------------------------------------------
 
-SPEARMAN_DEFAULT = (
-    f"SoDeep default ({SpearmanLoss.default_ranker} preset, ranker=None)"
-)
-"""The row label of `SpearmanLoss()`, whose default is its own preset."""
+SPEARMAN_DEFAULT = f"SoDeep default ({SpearmanLoss.default_ranker})"
+"""The row label of `SpearmanLoss()`, with its own default ranker."""
+MAP_DEFAULT = f"SoDeep default ({MeanAveragePrecisionLoss.default_ranker})"
+"""The row label of `MeanAveragePrecisionLoss()`."""
+LOSS_DEFAULTS = {"SpearmanLoss": SPEARMAN_DEFAULT, "MAPLoss": MAP_DEFAULT}
+"""The row label of each loss whose default is not the learned sorter's."""
 
 
 TASKS = [
@@ -322,6 +324,14 @@ def configurations(sorter, sorter_label):
             else (lambda make=make: SpearmanLoss(ranker=make())),
             regression,
         )
+    add(
+        "Multi-label mosaics (digits)",
+        "mAP",
+        "MAPLoss",
+        MAP_DEFAULT,
+        lambda: MeanAveragePrecisionLoss(),
+        multilabel,
+    )
     for name, make in [("-", None)] + list(ranks.items()):
         add(
             "Multi-label mosaics (digits)",
@@ -442,8 +452,8 @@ def verdicts(results, sorter_label):
     lines = []
     for task, (base_loss, sodeep_loss) in BASELINES.items():
         base = found.get((task, base_loss, "-"))
-        label = SPEARMAN_DEFAULT if sodeep_loss == "SpearmanLoss" else None
-        sodeep = found.get((task, sodeep_loss, label or sorter_label))
+        label = LOSS_DEFAULTS.get(sodeep_loss, sorter_label)
+        sodeep = found.get((task, sodeep_loss, label))
         if base is None or sodeep is None:
             continue
         lines.append(

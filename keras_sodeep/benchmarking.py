@@ -145,7 +145,7 @@ def _build_ranker(spec):
     if isinstance(ranker, ranking.SorterRanker):
         ranker = ranker.sorter
     if spec == "default" and isinstance(_DEFAULT, str):
-        label = f"preset {_DEFAULT} (the default)"
+        label = f"{_DEFAULT} (the default)"
     elif spec == "default":
         label = f"{_describe(ranker)} (the default)"
     elif spec == EXACT:

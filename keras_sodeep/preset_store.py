@@ -626,4 +626,65 @@ def save_preset(sorter, directory, **metadata):
     return record
 
 
+SMOOTH_PREFIX = "histogram-smooth"
+"""The specification ``"histogram-smooth[:T]"`` of `ranking.get`."""
+
+DEFAULT_SMOOTH_WIDTH = 0.6
+"""The width ``T`` of ``"histogram-smooth"`` without one."""
+
+
+def smooth_histogram(width=DEFAULT_SMOOTH_WIDTH):
+    """The ``histogram`` preset with soft outputs of the given width.
+
+    The preset's trained weights in a ``HistogramSorter`` with
+    ``smooth_outputs=True`` and ``gradient_temperature=width`` (see
+    ``keras_sodeep.sorters.Sorter``): the sorter sorts each list into
+    quantile groups, and its outputs, value and gradient, are each item
+    ranked by a sigmoid against the groups' mean scores, ``width`` times
+    the list's interquartile spread wide. ``ranking.get`` builds it from
+    ``"histogram-smooth:T"`` (``"histogram-smooth"``: width 0.6): the
+    default of `SpearmanLoss` (0.6) and `MeanAveragePrecisionLoss` (0.15).
+
+    Args:
+        width: positive float. Defaults to `DEFAULT_SMOOTH_WIDTH`.
+
+    Returns:
+        The frozen sorter.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_sodeep.preset_store import smooth_histogram
+    >>> sorter = smooth_histogram(0.6)
+    >>> x = np.array([[0.5, 2.0, -1.0, 0.7]], dtype="float32")
+    >>> [round(float(r), 2) for r in np.asarray(sorter(x))[0] * 4]
+    [2.84, 1.0, 4.0, 2.16]
+    """
+    base = pretrained("histogram")
+    config = base.get_config()
+    config.update(gradient_temperature=width, smooth_outputs=True)
+    sorter = type(base).from_config(config)
+    sorter(np.zeros((1, _BUILD_LENGTH), "float32"))
+    sorter.set_weights(base.get_weights())
+    sorter.trainable = False
+    return sorter
+
+
+def _smooth_spec(argument):
+    if argument is None:
+        return smooth_histogram()
+    try:
+        width = float(argument)
+    except ValueError:
+        width = float("nan")
+    if not width > 0 or width == float("inf"):
+        raise ValueError(
+            f"In '{SMOOTH_PREFIX}:T', T should be a positive number, the "
+            "soft ranks' width as a fraction of the list's interquartile "
+            f"spread. Received: ranker='{SMOOTH_PREFIX}:{argument}'"
+        )
+    return smooth_histogram(width)
+
+
 ranking.register_preset_loader(pretrained)
+ranking.register_spec(SMOOTH_PREFIX, _smooth_spec)

@@ -319,9 +319,10 @@ REGRESSION = header(
     The paper's first task (memorability) asks for a score whose *order*
     matches human ratings. A small version on data bundled with
     scikit-learn: the `load_diabetes` regression target, a small MLP, and
-    the held-out Spearman correlation, with MSE, with `SpearmanLoss` (the
-    handcrafted `SigmoidRanker`, the default) and with `SpearmanLoss` over
-    `NeuralSortRanker`.
+    the held-out Spearman correlation, with MSE, with `SpearmanLoss()` (its
+    default: the learned `histogram` sorter with soft outputs,
+    `"histogram-smooth:0.6"`), with `SpearmanLoss` over the handcrafted
+    `SigmoidRanker` and over `NeuralSortRanker`.
     """,
 ) + [
     code(

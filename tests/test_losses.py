@@ -193,9 +193,9 @@ def test_default_spearman_takes_any_batch_size(rng, n):
     y = rng.normal(size=n).astype("float32")
     p = rng.normal(size=n).astype("float32")
     value = float(SpearmanLoss()(y, p))
-    # The default is the `histogram-smooth` preset: eq. 4 on the smooth
+    # The default is "histogram-smooth:0.6": eq. 4 on the smooth
     # ranks of width 0.6 (the learned sorter only groups the items).
-    assert SpearmanLoss.default_ranker == "histogram-smooth"
+    assert SpearmanLoss.default_ranker == "histogram-smooth:0.6"
     ranks = 0.5 + smooth_ranks_oracle(p.astype("float64"), 64, 0.6)
     expected = np.mean(((ranks - rankdata(-y)) / n) ** 2)
     np.testing.assert_allclose(value, expected, rtol=1e-3, atol=1e-6)
@@ -204,6 +204,22 @@ def test_default_spearman_takes_any_batch_size(rng, n):
     exact = float(SpearmanLoss(ranker=DEFAULT_RANKER)(y, p))
     expected = np.mean(((rankdata(-p) - rankdata(-y)) / n) ** 2)
     np.testing.assert_allclose(exact, expected, rtol=1e-2, atol=1e-4)
+
+
+def test_default_map_loss_is_smooth_ap_of_width_0_15(rng):
+    labels = (rng.random(101) < 0.15).astype("float32")
+    labels[:2] = 1.0
+    scores = rng.normal(size=101).astype("float32")
+    value = float(MeanAveragePrecisionLoss(axis=-1)(labels[None], scores[None]))
+    assert MeanAveragePrecisionLoss.default_ranker == "histogram-smooth:0.15"
+    # Paper eqs. 5-7 on the smooth ranks, among all items and among the
+    # positives, each from the NumPy transcription.
+    x = scores.astype("float64")
+    positive = labels > 0
+    ranks = 0.5 + smooth_ranks_oracle(x, 64, 0.15)
+    pos_ranks = 0.5 + smooth_ranks_oracle(x[positive], 64, 0.15)
+    expected = 1.0 - np.mean(pos_ranks / ranks[positive])
+    np.testing.assert_allclose(value, expected, rtol=1e-3)
 
 
 @pytest.mark.parametrize("scale", [0.01, 100.0])

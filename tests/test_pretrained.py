@@ -486,3 +486,21 @@ def test_no_public_name_shadows_a_module():
     assert callable(keras_sodeep.presets) and callable(keras_sodeep.pretrained)
     assert store.save_preset is save_preset
     assert keras_sodeep.presets is presets
+
+
+def test_histogram_smooth_spec():
+    from keras_sodeep.ranking import SorterRanker
+    from keras_sodeep.ranking import get as get_ranker
+
+    ranker = get_ranker("histogram-smooth:0.15")
+    assert isinstance(ranker, SorterRanker)
+    sorter = ranker.sorter
+    assert sorter.smooth_outputs and sorter.gradient_temperature == 0.15
+    assert not sorter.trainable
+    base = pretrained("histogram")
+    for a, b in zip(sorter.get_weights(), base.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert get_ranker("histogram-smooth").sorter.gradient_temperature == 0.6
+    for bad in ("x", "0", "-1", "inf"):
+        with pytest.raises(ValueError, match="positive number"):
+            get_ranker(f"histogram-smooth:{bad}")

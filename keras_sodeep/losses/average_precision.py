@@ -28,6 +28,14 @@ class MeanAveragePrecisionLoss(RankingLoss):
     excluded), positives being the samples of its label; ``axis`` does not
     apply.
 
+    The default ranker is ``"histogram-smooth:0.15"``: the learned,
+    length-generic ``histogram`` sorter with soft outputs (see
+    ``keras_sodeep.preset_store.smooth_histogram``), each item ranked by a
+    sigmoid against the means of 64 quantile groups of its list, 0.15
+    times the list's interquartile spread wide. Scale-free and ``O(n)``
+    per list; on the downstream mosaics it trained better than the
+    sorter's near-exact ranks (README, downstream section).
+
     Args:
         ranker: a ranker, a sorter, a preset name or ``None`` (see the module
             docstring). Defaults to ``None``.
@@ -47,6 +55,8 @@ class MeanAveragePrecisionLoss(RankingLoss):
     >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
     >>> model.compile(optimizer="adam", loss=MeanAveragePrecisionLoss())
     """
+
+    default_ranker = "histogram-smooth:0.15"
 
     def __init__(
         self,

@@ -26,10 +26,10 @@ class SpearmanLoss(RankingLoss):
     term is the reference code's warm-up help for a model whose outputs are
     still far from the targets.
 
-    The default ranker is the ``histogram-smooth`` preset: the learned,
-    length-generic ``histogram`` sorter (``DEFAULT_RANKER``, the other
-    losses' default) with ``smooth_outputs=True`` and
-    ``gradient_temperature=0.6`` (see ``keras_sodeep.sorters.Sorter``). The
+    The default ranker is ``"histogram-smooth:0.6"``: the learned,
+    length-generic ``histogram`` sorter (``DEFAULT_RANKER``) with
+    ``smooth_outputs=True`` and ``gradient_temperature=0.6`` (see
+    ``keras_sodeep.preset_store.smooth_histogram``). The
     sorter sorts each list into 64 quantile groups; the loss sees each item
     ranked by a sigmoid against the groups' mean scores, 0.6 times the
     list's interquartile spread wide. Scale-free (any scale of ``y_pred``
@@ -65,7 +65,7 @@ class SpearmanLoss(RankingLoss):
 
     relevance_labels = False
     accepts_embeddings = False
-    default_ranker = "histogram-smooth"
+    default_ranker = "histogram-smooth:0.6"
 
     def __init__(
         self,

@@ -173,9 +173,11 @@ class Sorter(keras.Model):
     sorter only sorts the list into its quantile groups. A loss on such
     soft ranks keeps asking for a margin between items relative to their
     spread instead of stopping once their order is right, which
-    regularizes: `keras_sodeep.losses.SpearmanLoss` ranks with it by
-    default (the ``histogram-smooth`` preset), and its fidelity is that of
-    a sigmoid ranking, not the sorter's.
+    regularizes: `keras_sodeep.losses.SpearmanLoss` and
+    `keras_sodeep.losses.MeanAveragePrecisionLoss` rank with it by default
+    (``"histogram-smooth:T"``, see
+    ``keras_sodeep.preset_store.smooth_histogram``), and its fidelity is
+    that of a sigmoid ranking, not the sorter's.
 
     Args:
         seq_len: int or ``None``. The list length of a fixed-length sorter,
