@@ -578,8 +578,8 @@ def report(records, command, machine, minutes, settings):
         "units), `rel sigmoid T` = `SigmoidRanker(T, relative=True)` "
         "(temperature relative to each list's standard deviation), "
         "`neuralsort T` = `NeuralSortRanker(T)`, preset names = "
-        "`keras_sodeep.pretrained(name)`, `default` = the losses' "
-        f"`ranker=None` (`DEFAULT_RANKER` = `{_default_description()}`). "
+        "`keras_sodeep.pretrained(name)`, `default` = each loss's "
+        f"`ranker=None` ({_default_description()}). "
         '"skipped": a fixed-length sorter away from its length, a ranker '
         "above its largest n, or a run above the memory budget. "
         '"best analytic": the best mean over the sigmoid and NeuralSort '
@@ -608,13 +608,13 @@ def report(records, command, machine, minutes, settings):
 
 
 def _default_description():
-    config = ranking.DEFAULT_RANKER
-    if isinstance(config, dict):
-        inner = config.get("config") or {}
-        args = ", ".join(f"{k}={v}" for k, v in inner.items())
-        name = str(config.get("class_name", "")).split(">")[-1]
-        return f"{name}({args})"
-    return str(config)
+    """Each case's loss and its default ranker, e.g. "SpearmanLoss: ..."."""
+    parts = []
+    for case in CASES:
+        loss = type(_LOSSES[case]("exact"))
+        default = loss.default_ranker or ranking.DEFAULT_RANKER
+        parts.append(f"{loss.__name__}: `{default}`")
+    return "; ".join(parts)
 
 
 def main(
