@@ -99,10 +99,17 @@ SODEEP = "SoDeep ({} preset)"
 
 
 def load_sorter(name):
-    """The pretrained sorter, its row label and its L1 on 1,000 lists of 64."""
-    sorter = pretrained(name)
+    """The learned sorter, its row label and its L1 on 1,000 lists of 64.
+
+    ``name``: a preset name or folder, or a sorter specification of
+    ``keras_sodeep.ranking.get`` such as ``"histogram-smooth:0.6"``.
+    """
+    ranker = get_ranker(name)
+    sorter = getattr(ranker, "sorter", None) or pretrained(name)
     figures = evaluate_ranker(sorter, seq_len=64, num_lists=1000, lengths=())
-    return sorter, SODEEP.format(os.path.basename(name)), figures["l1"]
+    label = os.path.basename(name)
+    label = f"SoDeep ({label})" if ":" in label else SODEEP.format(label)
+    return sorter, label, figures["l1"]
 
 
 def rankers(sorter, label):
@@ -495,7 +502,8 @@ def main(argv=None):
     parser.add_argument(
         "--sorter",
         default="histogram",
-        help="the learned sorter: a preset name or folder",
+        help="the learned sorter: a preset name or folder, or a sorter "
+        "specification such as histogram-smooth:0.6",
     )
     parser.add_argument(
         "--quick", action="store_true", help="1 seed, few epochs: a smoke run"
