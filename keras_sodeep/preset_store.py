@@ -543,7 +543,15 @@ def pretrained(name_or_path, trainable=False):
         raise TypeError(
             f"`trainable` should be a bool. Received: trainable={trainable!r}"
         )
-    key = os.fspath(name_or_path)
+    return _load(os.fspath(name_or_path), trainable)
+
+
+def _load(key, trainable, **overrides):
+    """`pretrained`, with ``overrides`` of the sorter's constructor config.
+
+    The weights are read from the preset's file (never from another
+    sorter's variables), so that this also works inside a traced function.
+    """
     if os.path.isdir(key):
         paths, metadata = _folder_files(key)
     else:
@@ -558,6 +566,7 @@ def pretrained(name_or_path, trainable=False):
         metadata = registry[key]
         paths = _preset_files(key, metadata)
     config = _read_json(paths[CONFIG_FILE])
+    config["config"].update(overrides)
     sorter = keras.saving.deserialize_keras_object(config)
     seq_len = getattr(sorter, "seq_len", None) or metadata.get("seq_len")
     dummy = np.linspace(1.0, -1.0, seq_len or _BUILD_LENGTH, dtype="float32")
@@ -660,14 +669,9 @@ def smooth_histogram(width=DEFAULT_SMOOTH_WIDTH):
     >>> [round(float(r), 2) for r in np.asarray(sorter(x))[0] * 4]
     [2.84, 1.0, 4.0, 2.16]
     """
-    base = pretrained("histogram")
-    config = base.get_config()
-    config.update(gradient_temperature=width, smooth_outputs=True)
-    sorter = type(base).from_config(config)
-    sorter(np.zeros((1, _BUILD_LENGTH), "float32"))
-    sorter.set_weights(base.get_weights())
-    sorter.trainable = False
-    return sorter
+    return _load(
+        "histogram", False, gradient_temperature=width, smooth_outputs=True
+    )
 
 
 def _smooth_spec(argument):

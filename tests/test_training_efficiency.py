@@ -58,6 +58,7 @@ def test_fastest_path_counts_trained_evaluations_only():
     assert table.splitlines()[2].split(" | ")[-1] == "9.0 (step 20) |"
 
 
+@pytest.mark.slow  # about 30 s of subprocesses; the default run is at 15 min
 def test_quick_run_writes_the_report(tmp_path):
     output = tmp_path / "efficiency.md"
     json_path = tmp_path / "efficiency.json"
