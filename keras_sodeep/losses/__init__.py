@@ -6,8 +6,11 @@ with the relevance labels in ``y_true``. ``ranker`` accepts whatever
 ``keras_sodeep.ranking.get`` accepts: a ranker, a
 ``keras_sodeep.sorters.Sorter`` (wrapped in a frozen ``SorterRanker``), a
 string specification (``"sigmoid:0.1"``, ``"neuralsort:1.0"``, ``"exact"``,
-``"untrained:ARCH"``, a preset name or folder) or ``None`` for
-``DEFAULT_RANKER``. A string is resolved on first use, outside any traced
+``"untrained:ARCH"``, ``"histogram-smooth:T"``, a preset name or folder)
+or ``None`` for the loss's default: its class attribute ``default_ranker``
+(``"histogram-smooth:0.6"`` for ``SpearmanLoss``, ``"histogram-smooth:0.15"``
+for ``MeanAveragePrecisionLoss``), else ``DEFAULT_RANKER`` (the learned
+``histogram`` preset). A string is resolved on first use, outside any traced
 function on the TensorFlow backend, so a preset name gives the preset's
 weights in ``fit``, ``evaluate`` and ``tf.function`` alike; ``get_config``
 keeps the string, so a saved model loads the preset again. (On other
