@@ -152,6 +152,19 @@ def _train(args):
                 f"{args.arch}."
             )
         kwargs[argument] = value
+    if args.anchors is not None:
+        if args.arch != "histogram":
+            raise SystemExit(
+                "keras-sodeep train: --anchors applies to --arch histogram "
+                f"only. Received: --arch {args.arch}"
+            )
+        try:
+            kwargs["anchors"] = tuple(int(a) for a in args.anchors.split(","))
+        except ValueError:
+            raise SystemExit(
+                "keras-sodeep train: --anchors should be comma-separated "
+                f"ints, e.g. 16,16,16. Received: --anchors {args.anchors}"
+            ) from None
     if args.gradient_temperature is not None:
         kwargs["gradient_temperature"] = args.gradient_temperature
     if args.padded and args.min_seq_len is not None:
@@ -232,6 +245,12 @@ def _add_train_command(subparsers):
         type=int,
         default=None,
         help="depth: recurrent layers (lstm, gru), convolution blocks (cnn)",
+    )
+    parser.add_argument(
+        "--anchors",
+        default=None,
+        help="histogram: anchors of each counting pass, comma-separated "
+        "(default 64,256,256,256)",
     )
     parser.add_argument("--steps", type=int, default=10000)
     parser.add_argument("--batch-size", type=int, default=256)

@@ -5,6 +5,8 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 from keras_sodeep import cli
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -35,6 +37,20 @@ def test_cli_train_padded_gives_a_fixed_length_sorter(tmp_path, capsys):
     config = json.loads((out / "config.json").read_text())["config"]
     assert config["seq_len"] == 12
     assert config["gradient_temperature"] == 0.3
+
+
+def test_cli_train_histogram_anchors(tmp_path, capsys):
+    out = tmp_path / "small"
+    argv = ["train", "--arch", "histogram", "--anchors", "8,8"]
+    argv += ["--seq-len", "20", "--min-seq-len", "4", "--steps", "2"]
+    argv += ["--batch-size", "4", "--eval-lists", "4", "--log-lines"]
+    assert cli.main(argv + ["--output", str(out)]) == 0
+    config = json.loads((out / "config.json").read_text())["config"]
+    assert config["anchors"] == [8, 8]
+    for arch, anchors in (("cnn", "8,8"), ("histogram", "8,x")):
+        argv = ["train", "--arch", arch, "--anchors", anchors, "--steps"]
+        with pytest.raises(SystemExit, match="--anchors"):
+            cli.main(argv + ["2", "--output", str(tmp_path / "bad")])
 
 
 def test_console_entry_prints_only_its_own_lines():

@@ -496,8 +496,9 @@ def test_histogram_smooth_spec():
     assert isinstance(ranker, SorterRanker)
     sorter = ranker.sorter
     assert sorter.smooth_outputs and sorter.gradient_temperature == 0.15
+    assert sorter.gradient_bins == 32 and sorter.anchors == (16, 16, 16)
     assert not sorter.trainable
-    base = pretrained("histogram")
+    base = pretrained("histogram-small")
     for a, b in zip(sorter.get_weights(), base.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert get_ranker("histogram-smooth").sorter.gradient_temperature == 0.6

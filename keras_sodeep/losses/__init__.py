@@ -9,13 +9,14 @@ string specification (``"sigmoid:0.1"``, ``"neuralsort:1.0"``, ``"exact"``,
 ``"untrained:ARCH"``, ``"histogram-smooth:T"``, a preset name or folder)
 or ``None`` for the loss's default: its class attribute ``default_ranker``
 (``"histogram-smooth:0.6"`` for ``SpearmanLoss``, ``"histogram-smooth:0.15"``
-for ``MeanAveragePrecisionLoss``), else ``DEFAULT_RANKER`` (the learned
-``histogram`` preset). A string is resolved on first use, outside any traced
-function on the TensorFlow backend, so a preset name gives the preset's
-weights in ``fit``, ``evaluate`` and ``tf.function`` alike; ``get_config``
-keeps the string, so a saved model loads the preset again. (On other
-backends, the first use should be eager, or pass
-``keras_sodeep.pretrained(name)``.)
+for ``MeanAveragePrecisionLoss``: the small learned ``histogram-small``
+preset with soft outputs), else ``DEFAULT_RANKER`` (the learned 4-pass
+``histogram`` preset, near-exact ranks). A string is resolved on first
+use, outside any traced function on the TensorFlow backend, so a preset
+name gives the preset's weights in ``fit``, ``evaluate`` and
+``tf.function`` alike; ``get_config`` keeps the string, so a saved model
+loads the preset again. (On other backends, the first use should be
+eager, or pass ``keras_sodeep.pretrained(name)``.)
 
 One module per family: `spearman`, `average_precision`, `recall`, `hinge`
 (rank triplet and rank-sum losses), `ranked_list` (Ranked List Loss),

@@ -59,34 +59,38 @@ def _masked_min_max(x, mask, count):
     return lo, hi
 
 
-def _list_features(scores, mask, spread_inputs=True):
+def _list_features(scores, mask, kind="spread"):
     """The affine-invariant per-item features, ``(batch, n, 1 or 2)``.
 
-    ``[2q - 1]``, or ``[z, 2u - 1]`` without ``spread_inputs``. Masked items
-    get features 0 and take no part in the statistics.
+    ``kind``: ``"spread"`` gives ``[2q - 1]``, ``"paper"`` ``[z, 2u - 1]``,
+    ``"min_max"`` ``[2u - 1]`` alone. Masked items get features 0 and take
+    no part in the statistics.
     """
     maskf = ops.cast(mask, scores.dtype)
     count = ops.sum(maskf, axis=-1, keepdims=True)
     safe_count = ops.maximum(count, 1.0)
-    x = ops.where(mask, scores, ops.zeros_like(scores))
+    x = ops.where(mask, scores, 0.0)
     lo, hi = _masked_min_max(x, mask, count)
     spread = hi - lo
     has_spread = spread > 0
-    u = (x - lo) / ops.where(has_spread, spread, ops.ones_like(spread))
-    u = ops.where(has_spread, u, ops.full_like(u, 0.5))
-    u = ops.where(mask, u, ops.zeros_like(u))
-    mean = ops.sum(u, axis=-1, keepdims=True) / safe_count
-    centered = ops.where(mask, u - mean, ops.zeros_like(u))
-    var = ops.sum(ops.square(centered), axis=-1, keepdims=True) / safe_count
-    # Double `where` so that a zero variance has a finite gradient too.
-    positive = var > 0
-    std = ops.sqrt(ops.where(positive, var, ops.ones_like(var)))
-    z = ops.where(positive, centered / std, ops.zeros_like(centered))
-    v = ops.where(mask, 2.0 * u - 1.0, ops.zeros_like(u))
-    if not spread_inputs:
+    u = (x - lo) / ops.where(has_spread, spread, 1.0)
+    u = ops.where(has_spread, u, 0.5)
+    v = ops.where(mask, 2.0 * u - 1.0, 0.0)
+    if kind == "min_max":
+        return v[..., None]
+    if kind == "paper":
+        u = ops.where(mask, u, 0.0)
+        mean = ops.sum(u, axis=-1, keepdims=True) / safe_count
+        centered = ops.where(mask, u - mean, 0.0)
+        var = ops.sum(ops.square(centered), axis=-1, keepdims=True)
+        var = var / safe_count
+        # Double `where` so that a zero variance has a finite gradient too.
+        positive = var > 0
+        std = ops.sqrt(ops.where(positive, var, 1.0))
+        z = ops.where(positive, centered / std, 0.0)
         return ops.stack([z, v], axis=-1)
     q = spread_evenly(v, maskf, safe_count)
-    return ops.where(mask, 2.0 * q - 1.0, ops.zeros_like(q))[..., None]
+    return ops.where(mask, 2.0 * q - 1.0, 0.0)[..., None]
 
 
 def _item_count(mask):
@@ -252,6 +256,10 @@ class Sorter(keras.Model):
             return {"kernel_initializer": "zeros"}
         return {"activation": "sigmoid"}
 
+    def _feature_kind(self):
+        """The input features `_rank` receives (see `_list_features`)."""
+        return "spread" if self.spread_inputs else "paper"
+
     def _layer_dtype(self):
         return self.dtype_policy
 
@@ -265,7 +273,7 @@ class Sorter(keras.Model):
         if self.built:
             return
         n = input_shape[-1]
-        num_features = 1 if self.spread_inputs else 2
+        num_features = 2 if self._feature_kind() == "paper" else 1
         self._build_layers((input_shape[0], n, num_features))
         self.built = True
 
@@ -315,7 +323,7 @@ class Sorter(keras.Model):
         features = _list_features(
             ops.stop_gradient(scores) if smooth else scores,
             inner_valid,
-            spread_inputs=self.spread_inputs,
+            kind=self._feature_kind(),
         )
         ranks = ops.cast(self._rank(features, inner_mask, training), "float32")
         if self.spread_inputs:

@@ -90,7 +90,10 @@ def smooth_ranks(scores, normalized_ranks, mask, bins, temperature):
     most ``bins`` groups of about equal size, and each item is ranked
     against the groups' mean scores ``a_k`` (``n_k`` items each) with a
     sigmoid whose width is ``temperature`` times the list's interquartile
-    spread (its standard deviation when that is 0, else 1):
+    spread: the mean score around the estimated quantile 3/4 minus that
+    around 1/4, each weighted by ``max(0, 1 - |q_i - f| K)`` (``q_i`` the
+    item's estimated quantile, ``K`` the number of groups); the list's
+    standard deviation when that is 0, else 1:
 
     ```
     r~_i = sum_k n_k sigmoid((a_k - x_i) / (temperature * spread))
@@ -116,27 +119,37 @@ def smooth_ranks(scores, normalized_ranks, mask, bins, temperature):
     """
     maskf = ops.cast(mask, "float32")
     count = ops.maximum(ops.sum(maskf, axis=-1, keepdims=True), 1.0)
-    x = ops.where(mask, scores, ops.zeros_like(scores))
+    x = ops.where(mask, scores, 0.0)
     num_bins = ops.minimum(count, float(bins))
     quantile = ops.stop_gradient(1.0 - normalized_ranks + 0.5 / count)
-    quantile = ops.where(mask, quantile, ops.zeros_like(quantile))
+    quantile = ops.where(mask, quantile, 0.0)
     index = ops.clip(ops.floor(quantile * num_bins), 0.0, num_bins - 1.0)
     member = ops.one_hot(ops.cast(index, "int32"), bins) * maskf[..., None]
     size = ops.sum(member, axis=-2)
-    means = ops.sum(member * x[..., None], axis=-2) / ops.maximum(size, 1.0)
-    fixed = ops.stop_gradient(means)
-
-    def group_mean_at(fraction):
-        k = ops.cast(ops.floor(fraction * (num_bins - 1.0) + 0.5), "int32")
-        return ops.take_along_axis(fixed, k, axis=-1)
-
-    spread = group_mean_at(0.75) - group_mean_at(0.25)
+    means = ops.einsum("bjk,bj->bk", member, x) / ops.maximum(size, 1.0)
+    # The quartiles: triangular-kernel means of the scores around the
+    # estimated quantiles 1/4 and 3/4, one group wide on each side:
+    # continuous in the estimated quantiles, so an item a sorter misplaces
+    # by a little moves the spread by a little.
+    half_width = 1.0 / num_bins
     xs = ops.stop_gradient(x)
-    mean = ops.sum(xs * maskf, axis=-1, keepdims=True) / count
+
+    def mean_at(fraction):
+        w = ops.relu(1.0 - ops.abs(quantile - fraction) / half_width) * maskf
+        total = ops.sum(w, axis=-1, keepdims=True)
+        value = ops.sum(w * xs, axis=-1, keepdims=True)
+        return value / ops.maximum(total, 1e-6), total > 0
+
+    upper, has_upper = mean_at(0.75)
+    lower, has_lower = mean_at(0.25)
+    spread = ops.where(
+        ops.logical_and(has_upper, has_lower), upper - lower, 0.0
+    )
+    mean = ops.sum(xs, axis=-1, keepdims=True) / count
     var = ops.sum(ops.square(xs - mean) * maskf, axis=-1, keepdims=True)
     std = ops.sqrt(var / count)
     spread = ops.where(spread > 0, spread, std)
-    spread = ops.where(spread > 0, spread, ops.ones_like(spread))
+    spread = ops.where(spread > 0, spread, 1.0)
     width = (temperature * spread)[..., None]
     above = ops.sigmoid((means[..., None, :] - x[..., None]) / width)
-    return ops.sum(above * size[..., None, :], axis=-1)
+    return ops.einsum("bjk,bk->bj", above, size)

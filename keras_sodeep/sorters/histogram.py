@@ -58,7 +58,11 @@ class HistogramSorter(Sorter):
     poorly on it. The shipped preset (``keras_sodeep.pretrained
     ("histogram")``, the losses' default ranker) therefore sets
     ``gradient_temperature=0.1`` (see `Sorter`): its outputs are this
-    sorter's, its gradient a smooth scale-free sigmoid ranking.
+    sorter's, its gradient a smooth scale-free sigmoid ranking. A smaller
+    preset, ``histogram-small`` (``anchors=(16, 16, 16)``, L1 0.0054 at
+    n = 100), sorts each list into the quantile groups of the soft
+    defaults of `SpearmanLoss` and `MeanAveragePrecisionLoss` (see
+    ``keras_sodeep.preset_store.smooth_histogram``).
 
     Args:
         anchors: tuple of ints >= 3, the number of anchors of each pass.
@@ -115,6 +119,10 @@ class HistogramSorter(Sorter):
             1, kernel_initializer="zeros", dtype="float32", name="head"
         )
 
+    def _feature_kind(self):
+        # The passes start from the min-max coordinate alone.
+        return "min_max"
+
     def _build_layers(self, features_shape):
         self.log_temperature = self.add_weight(
             shape=(len(self.anchors),),
@@ -127,7 +135,7 @@ class HistogramSorter(Sorter):
         self.head.build((batch, n, self.hidden_units))
 
     def _rank(self, features, mask, training):
-        v = ops.cast(features[..., 1], "float32")
+        v = ops.cast(features[..., 0], "float32")
         t = v
         if mask is None:
             weights = ops.ones_like(t)
