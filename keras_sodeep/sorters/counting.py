@@ -21,6 +21,16 @@ SPREAD_ANCHORS = (32, 64, 64, 64, 64)
 """Anchors of the passes of `spread_evenly`, one entry per pass."""
 
 
+def _at_bin_ends(c, low):
+    """``c[b, low[b, j]]`` and ``c[b, low[b, j] + 1]``: one flat gather."""
+    num_anchors = ops.shape(c)[-1]
+    rows = ops.arange(ops.shape(c)[0], dtype="int32")[:, None] * num_anchors
+    at = ops.take(
+        ops.reshape(c, (-1,)), ops.stack([rows + low, rows + low + 1], -1)
+    )
+    return at[..., 0], at[..., 1]
+
+
 def histogram_pass(t, weights, count, lo, hi, num_anchors, log_temperature):
     """Ranks from soft counts at ``num_anchors`` anchors over ``[lo, hi]``.
 
@@ -31,20 +41,20 @@ def histogram_pass(t, weights, count, lo, hi, num_anchors, log_temperature):
     raises its estimated rank.
     """
     delta = (hi - lo) / (num_anchors - 2)
-    anchors = lo - delta / 2 + delta * ops.arange(num_anchors, dtype="float32")
+    first = lo - delta / 2
+    anchors = first + delta * ops.arange(num_anchors, dtype="float32")
     temperature = ops.exp(log_temperature) * delta
     # s[b, j, k]: item j lies above anchor k; c[b, k]: fraction above a_k.
     s = ops.sigmoid((ops.expand_dims(t, -1) - anchors) / temperature)
     c = ops.sum(s * ops.expand_dims(weights, -1), axis=1) / count
-    position = (t - anchors[0]) / delta
-    index = ops.clip(ops.floor(position), 0, num_anchors - 2)
-    f = position - index
-    index = ops.cast(index, "int32")
-    c_low = ops.take_along_axis(c, index, axis=-1)
-    c_high = ops.take_along_axis(c, index + 1, axis=-1)
+    position = (t - first) / delta
+    low = ops.clip(ops.floor(position), 0, num_anchors - 2)
+    f = position - low
+    c_low, c_high = _at_bin_ends(c, ops.cast(low, "int32"))
     # The item's own soft counts at the two anchors of its bin.
-    own_low = ops.sigmoid((t - ops.take(anchors, index)) / temperature)
-    own_high = ops.sigmoid((t - ops.take(anchors, index + 1)) / temperature)
+    anchor_low = first + delta * low
+    own_low = ops.sigmoid((t - anchor_low) / temperature)
+    own_high = ops.sigmoid((t - (anchor_low + delta)) / temperature)
     above = count * c_high - own_high
     m = count * (c_low - c_high) - (own_low - own_high)
     rank = 1.0 + above + m * (1.0 - f)
