@@ -49,7 +49,8 @@ def _demo(args):
     print("keras_sodeep demo: y = exp(3 z) with 5 % outliers, z linear in x")
     print(
         f"  {split} training and {args.samples - split} held-out samples, "
-        f"{args.epochs} epochs; SpearmanLoss() ranks with the learned "
+        f"{args.epochs} epoch{'s' * (args.epochs != 1)}; SpearmanLoss() "
+        "ranks with the learned "
         f"'{SpearmanLoss.default_ranker}' sorter"
     )
     print("  loss          Spearman rho before   after")

@@ -635,36 +635,36 @@ def save_preset(sorter, directory, **metadata):
     return record
 
 
-SMOOTH_PREFIX = "histogram-smooth"
-"""The specification ``"histogram-smooth[:T]"`` of `ranking.get`."""
+SMOOTH_SUFFIX = "-smooth"
+"""``"PRESET-smooth[:T]"`` (`ranking.get`): a preset with soft outputs."""
+
+SMOOTH_PRESETS = ("histogram", "histogram-small")
+"""The presets with a ``"PRESET-smooth[:T]"`` specification."""
 
 DEFAULT_SMOOTH_WIDTH = 0.6
-"""The width ``T`` of ``"histogram-smooth"`` without one."""
-
-SMOOTH_PRESET = "histogram-small"
-"""The preset behind ``"histogram-smooth"``: a ``HistogramSorter`` of three
-passes of 16 anchors, which only has to sort each list into its quantile
-groups (the 4-pass ``histogram`` preset costs 17 times the sigmoids)."""
-
-SMOOTH_GROUPS = 32
-"""The quantile groups of ``"histogram-smooth"`` (``gradient_bins``)."""
+"""The width ``T`` of ``"PRESET-smooth"`` without one."""
 
 
-def smooth_histogram(width=DEFAULT_SMOOTH_WIDTH):
-    """The ``histogram-small`` preset with soft outputs of the given width.
+def smooth_histogram(width=DEFAULT_SMOOTH_WIDTH, preset="histogram"):
+    """A histogram-sorter preset with soft outputs of the given width.
 
     The preset's trained weights in a ``HistogramSorter`` with
-    ``smooth_outputs=True``, ``gradient_temperature=width`` and
-    ``gradient_bins=32`` (see ``keras_sodeep.sorters.Sorter``): the sorter
-    sorts each list into 32 quantile groups, and its outputs, value and
+    ``smooth_outputs=True`` and ``gradient_temperature=width`` (see
+    ``keras_sodeep.sorters.Sorter``): the sorter sorts each list into the
+    preset's ``gradient_bins`` quantile groups, and its outputs, value and
     gradient, are each item ranked by a sigmoid against the groups' mean
     scores, ``width`` times the list's interquartile spread wide.
-    ``ranking.get`` builds it from ``"histogram-smooth:T"``
-    (``"histogram-smooth"``: width 0.6): the default of `SpearmanLoss`
-    (0.6) and `MeanAveragePrecisionLoss` (0.15).
+    ``ranking.get`` builds it from ``"PRESET-smooth:T"``
+    (``"PRESET-smooth"``: width 0.6): ``"histogram-small-smooth:0.6"`` is
+    the default of `SpearmanLoss` (``histogram-small``: three passes of
+    16 anchors, 32 groups), ``"histogram-smooth:0.15"`` the default of
+    `MeanAveragePrecisionLoss` (``histogram``: four passes of up to 256
+    anchors, 64 groups; its near-exact groups keep the few positives of a
+    list apart).
 
     Args:
         width: positive float. Defaults to `DEFAULT_SMOOTH_WIDTH`.
+        preset: a name of `SMOOTH_PRESETS`. Defaults to ``"histogram"``.
 
     Returns:
         The frozen sorter.
@@ -679,30 +679,35 @@ def smooth_histogram(width=DEFAULT_SMOOTH_WIDTH):
     >>> [int(i) for i in np.argsort(ranks)]  # best first, as the scores
     [1, 3, 0, 2]
     """
-    return _load(
-        SMOOTH_PRESET,
-        False,
-        gradient_temperature=width,
-        gradient_bins=SMOOTH_GROUPS,
-        smooth_outputs=True,
-    )
-
-
-def _smooth_spec(argument):
-    if argument is None:
-        return smooth_histogram()
-    try:
-        width = float(argument)
-    except ValueError:
-        width = float("nan")
-    if not width > 0 or width == float("inf"):
+    if preset not in SMOOTH_PRESETS:
         raise ValueError(
-            f"In '{SMOOTH_PREFIX}:T', T should be a positive number, the "
-            "soft ranks' width as a fraction of the list's interquartile "
-            f"spread. Received: ranker='{SMOOTH_PREFIX}:{argument}'"
+            f"`preset` should be one of {SMOOTH_PRESETS}. "
+            f"Received: preset={preset!r}"
         )
-    return smooth_histogram(width)
+    return _load(preset, False, gradient_temperature=width, smooth_outputs=True)
+
+
+def _smooth_spec(preset):
+    prefix = preset + SMOOTH_SUFFIX
+
+    def factory(argument):
+        if argument is None:
+            return smooth_histogram(preset=preset)
+        try:
+            width = float(argument)
+        except ValueError:
+            width = float("nan")
+        if not width > 0 or width == float("inf"):
+            raise ValueError(
+                f"In '{prefix}:T', T should be a positive number, the soft "
+                "ranks' width as a fraction of the list's interquartile "
+                f"spread. Received: ranker='{prefix}:{argument}'"
+            )
+        return smooth_histogram(width, preset)
+
+    return prefix, factory
 
 
 ranking.register_preset_loader(pretrained)
-ranking.register_spec(SMOOTH_PREFIX, _smooth_spec)
+for _preset in SMOOTH_PRESETS:
+    ranking.register_spec(*_smooth_spec(_preset))

@@ -320,8 +320,9 @@ REGRESSION = header(
     matches human ratings. A small version on data bundled with
     scikit-learn: the `load_diabetes` regression target, a small MLP, and
     the held-out Spearman correlation, with MSE, with `SpearmanLoss()` (its
-    default: the learned `histogram` sorter with soft outputs,
-    `"histogram-smooth:0.6"`), with `SpearmanLoss` over the handcrafted
+    default: the learned `histogram-small` sorter with soft outputs,
+    `"histogram-small-smooth:0.6"`), with `SpearmanLoss` over the
+    handcrafted
     `SigmoidRanker` and over `NeuralSortRanker`.
     """,
 ) + [

@@ -194,10 +194,10 @@ def test_default_spearman_takes_any_batch_size(rng, n):
     y = rng.normal(size=n).astype("float32")
     p = rng.normal(size=n).astype("float32")
     value = float(SpearmanLoss()(y, p))
-    # The default is "histogram-smooth:0.6": eq. 4 on the smooth ranks of
-    # width 0.6 against 32 quantile groups, the groups from the learned
-    # `histogram-small` sorter's rank estimates.
-    assert SpearmanLoss.default_ranker == "histogram-smooth:0.6"
+    # The default is "histogram-small-smooth:0.6": eq. 4 on the smooth
+    # ranks of width 0.6 against 32 quantile groups, the groups from the
+    # learned `histogram-small` sorter's rank estimates.
+    assert SpearmanLoss.default_ranker == "histogram-small-smooth:0.6"
     estimates = np.asarray(pretrained("histogram-small")(p[None]))[0]
     ranks = 0.5 + smooth_ranks_oracle(p.astype("float64"), 32, 0.6, estimates)
     expected = np.mean(((ranks - rankdata(-y)) / n) ** 2)
@@ -219,11 +219,11 @@ def test_default_map_loss_is_smooth_ap_of_width_0_15(rng):
     # positives, each from the NumPy transcription.
     x = scores.astype("float64")
     positive = labels > 0
-    sorter = pretrained("histogram-small")
+    sorter = pretrained("histogram")
     estimates = np.asarray(sorter(scores[None]))[0]
     pos_estimates = np.asarray(sorter(scores[None, positive]))[0]
-    ranks = 0.5 + smooth_ranks_oracle(x, 32, 0.15, estimates)
-    pos_ranks = 0.5 + smooth_ranks_oracle(x[positive], 32, 0.15, pos_estimates)
+    ranks = 0.5 + smooth_ranks_oracle(x, 64, 0.15, estimates)
+    pos_ranks = 0.5 + smooth_ranks_oracle(x[positive], 64, 0.15, pos_estimates)
     expected = 1.0 - np.mean(pos_ranks / ranks[positive])
     np.testing.assert_allclose(value, expected, rtol=1e-3)
 

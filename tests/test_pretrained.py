@@ -492,16 +492,21 @@ def test_histogram_smooth_spec():
     from keras_sodeep.ranking import SorterRanker
     from keras_sodeep.ranking import get as get_ranker
 
-    ranker = get_ranker("histogram-smooth:0.15")
-    assert isinstance(ranker, SorterRanker)
-    sorter = ranker.sorter
-    assert sorter.smooth_outputs and sorter.gradient_temperature == 0.15
-    assert sorter.gradient_bins == 32 and sorter.anchors == (16, 16, 16)
-    assert not sorter.trainable
-    base = pretrained("histogram-small")
-    for a, b in zip(sorter.get_weights(), base.get_weights()):
-        np.testing.assert_array_equal(a, b)
-    assert get_ranker("histogram-smooth").sorter.gradient_temperature == 0.6
-    for bad in ("x", "0", "-1", "inf"):
-        with pytest.raises(ValueError, match="positive number"):
-            get_ranker(f"histogram-smooth:{bad}")
+    for preset, anchors, groups in (
+        ("histogram", (64, 256, 256, 256), 64),
+        ("histogram-small", (16, 16, 16), 32),
+    ):
+        ranker = get_ranker(f"{preset}-smooth:0.15")
+        assert isinstance(ranker, SorterRanker)
+        sorter = ranker.sorter
+        assert sorter.smooth_outputs and sorter.gradient_temperature == 0.15
+        assert sorter.anchors == anchors and sorter.gradient_bins == groups
+        assert not sorter.trainable
+        base = pretrained(preset)
+        for a, b in zip(sorter.get_weights(), base.get_weights()):
+            np.testing.assert_array_equal(a, b)
+        spec = f"{preset}-smooth"
+        assert get_ranker(spec).sorter.gradient_temperature == 0.6
+        for bad in ("x", "0", "-1", "inf"):
+            with pytest.raises(ValueError, match=f"In '{spec}:T'"):
+                get_ranker(f"{spec}:{bad}")

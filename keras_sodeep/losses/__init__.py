@@ -8,9 +8,9 @@ with the relevance labels in ``y_true``. ``ranker`` accepts whatever
 string specification (``"sigmoid:0.1"``, ``"neuralsort:1.0"``, ``"exact"``,
 ``"untrained:ARCH"``, ``"histogram-smooth:T"``, a preset name or folder)
 or ``None`` for the loss's default: its class attribute ``default_ranker``
-(``"histogram-smooth:0.6"`` for ``SpearmanLoss``, ``"histogram-smooth:0.15"``
-for ``MeanAveragePrecisionLoss``: the small learned ``histogram-small``
-preset with soft outputs), else ``DEFAULT_RANKER`` (the learned 4-pass
+(``"histogram-small-smooth:0.6"`` for ``SpearmanLoss``,
+``"histogram-smooth:0.15"`` for ``MeanAveragePrecisionLoss``: learned
+presets with soft outputs), else ``DEFAULT_RANKER`` (the learned 4-pass
 ``histogram`` preset, near-exact ranks). A string is resolved on first
 use, outside any traced function on the TensorFlow backend, so a preset
 name gives the preset's weights in ``fit``, ``evaluate`` and

@@ -29,9 +29,9 @@ class MeanAveragePrecisionLoss(RankingLoss):
     apply.
 
     The default ranker is ``"histogram-smooth:0.15"``: the learned,
-    length-generic ``histogram-small`` sorter with soft outputs (see
+    length-generic ``histogram`` sorter with soft outputs (see
     ``keras_sodeep.preset_store.smooth_histogram``), each item ranked by a
-    sigmoid against the means of 32 quantile groups of its list, 0.15
+    sigmoid against the means of 64 quantile groups of its list, 0.15
     times the list's interquartile spread wide. Scale-free and ``O(n)``
     per list; on the downstream mosaics it trained better than the
     sorter's near-exact ranks (README, downstream section).

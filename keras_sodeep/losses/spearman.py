@@ -26,7 +26,7 @@ class SpearmanLoss(RankingLoss):
     term is the reference code's warm-up help for a model whose outputs are
     still far from the targets.
 
-    The default ranker is ``"histogram-smooth:0.6"``: the learned,
+    The default ranker is ``"histogram-small-smooth:0.6"``: the learned,
     length-generic ``histogram-small`` sorter (three counting passes of 16
     anchors) with ``smooth_outputs=True`` and ``gradient_temperature=0.6``
     (see ``keras_sodeep.preset_store.smooth_histogram``). The sorter sorts
@@ -66,7 +66,7 @@ class SpearmanLoss(RankingLoss):
 
     relevance_labels = False
     accepts_embeddings = False
-    default_ranker = "histogram-smooth:0.6"
+    default_ranker = "histogram-small-smooth:0.6"
 
     def __init__(
         self,

@@ -137,9 +137,9 @@ def get(spec):
     - ``"untrained:ARCH"``: an untrained sorter of
       ``keras_sodeep.sorters.ARCHITECTURES`` (see
       ``keras_sodeep.sorters.build_sorter``), a baseline;
-    - ``"histogram-smooth"`` or ``"histogram-smooth:T"``: the
-      ``histogram-small`` preset with soft outputs of width ``T`` (default
-      0.6; see
+    - ``"PRESET-smooth"`` or ``"PRESET-smooth:T"`` for ``PRESET`` in
+      ``histogram``, ``histogram-small``: the preset with soft outputs of
+      width ``T`` (default 0.6; see
       ``keras_sodeep.preset_store.smooth_histogram``);
     - any other string: a preset name or folder, loaded with
       ``keras_sodeep.pretrained`` (an existing folder wins).

@@ -61,7 +61,8 @@ class HistogramSorter(Sorter):
     sorter's, its gradient a smooth scale-free sigmoid ranking. A smaller
     preset, ``histogram-small`` (``anchors=(16, 16, 16)``, L1 0.0054 at
     n = 100), sorts each list into the quantile groups of the soft
-    defaults of `SpearmanLoss` and `MeanAveragePrecisionLoss` (see
+    default of `SpearmanLoss`; `MeanAveragePrecisionLoss`'s soft default
+    groups with ``histogram`` (see
     ``keras_sodeep.preset_store.smooth_histogram``).
 
     Args:
