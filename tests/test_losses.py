@@ -10,8 +10,8 @@ from sklearn.metrics import average_precision_score
 
 from keras_sodeep import pretrained
 from keras_sodeep.losses import (
-    DEFAULT_RANKER,
     MeanAveragePrecisionLoss,
+    RankingLoss,
     RankLoss,
     RankTripletLoss,
     RecallAtKLoss,
@@ -203,8 +203,8 @@ def test_default_spearman_takes_any_batch_size(rng, n):
     expected = np.mean(((ranks - rankdata(-y)) / n) ** 2)
     np.testing.assert_allclose(value, expected, rtol=1e-3, atol=1e-6)
     # The other losses rank with the near-exact `histogram` preset.
-    assert DEFAULT_RANKER == "histogram"
-    exact = float(SpearmanLoss(ranker=DEFAULT_RANKER)(y, p))
+    assert RankingLoss.default_ranker().sorter.name == "histogram_sorter"
+    exact = float(SpearmanLoss(ranker="histogram")(y, p))
     expected = np.mean(((rankdata(-p) - rankdata(-y)) / n) ** 2)
     np.testing.assert_allclose(exact, expected, rtol=1e-2, atol=1e-4)
 
@@ -749,16 +749,17 @@ def test_save_and_load_with_a_real_sorter(rng, tmp_path):
 
 def test_analytic_string_specs_are_rankers():
     loss = SpearmanLoss(ranker="sigmoid:0.1")
-    assert isinstance(loss._get_ranker(), SigmoidRanker)
-    assert loss._get_ranker().temperature == 0.1
+    assert isinstance(loss.ranker, SigmoidRanker)
+    assert loss.ranker.temperature == 0.1
     y, p = np.array([1.0, 2.0, 3.0]), np.array([0.1, 0.3, 0.2])
     expected = SpearmanLoss(ranker=SigmoidRanker(0.1))(y, p)
     np.testing.assert_allclose(float(loss(y, p)), float(expected))
     assert isinstance(
-        MeanAveragePrecisionLoss(ranker="neuralsort:0.5")._get_ranker(),
+        MeanAveragePrecisionLoss(ranker="neuralsort:0.5").ranker,
         NeuralSortRanker,
     )
-    assert loss.get_config()["ranker"] == "sigmoid:0.1"
+    saved = keras.saving.deserialize_keras_object(loss.get_config()["ranker"])
+    assert isinstance(saved, SigmoidRanker) and saved.temperature == 0.1
 
 
 def _preset_weights(name):
@@ -785,7 +786,7 @@ def test_preset_name_keeps_its_weights_in_fit_and_after_save(rng, tmp_path):
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
     model.compile("sgd", loss=SpearmanLoss(ranker="cnn-100"))
     model.fit(x, y, batch_size=64, epochs=1, verbose=0)
-    weights = model.loss._get_ranker().sorter.get_weights()
+    weights = model.loss.ranker.sorter.get_weights()
     for got, want in zip(weights, _preset_weights("cnn-100")):
         np.testing.assert_array_equal(np.asarray(got), want)
     # The same model with the loaded preset evaluates to the same loss.
@@ -813,6 +814,4 @@ def test_ranker_is_keyword_only():
         SpearmanLoss(SigmoidRanker(0.1))
     with pytest.raises(TypeError):
         RankTripletLoss(1.0, SigmoidRanker(0.1))
-    assert isinstance(
-        RankLoss(ranker=SigmoidRanker(0.1))._get_ranker(), SigmoidRanker
-    )
+    assert isinstance(RankLoss(ranker=SigmoidRanker(0.1)).ranker, SigmoidRanker)

@@ -4,6 +4,8 @@ The oracles below are independent transcriptions of DESIGN §7.2, one
 query at a time, with Python loops.
 """
 
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -212,7 +214,9 @@ def test_ranked_list_gradient_has_constant_weights():
 def test_rs_at_k_takes_any_ranker():
     e, labels = batch()
     default = RecallAtKSurrogateLoss()
-    assert default.ranker == "sigmoid:0.01"
+    assert repr(default.ranker) == (
+        "SigmoidRanker(temperature=0.01, relative=False)"
+    )
     np.testing.assert_allclose(
         float(default(labels, e)),
         float(RecallAtKSurrogateLoss(ranker=SigmoidRanker(0.01))(labels, e)),
@@ -398,7 +402,10 @@ def test_fit_under_xla_and_keras_round_trip(name, tmp_path):
     path = str(tmp_path / "model.keras")
     model.save(path)
     restored = keras.saving.load_model(path)
-    assert restored.loss.get_config() == model.loss.get_config()
+    # As saved (JSON: a built ranker's input shape is a list after loading).
+    assert json.loads(json.dumps(restored.loss.get_config())) == json.loads(
+        json.dumps(model.loss.get_config())
+    )
     if "simix" not in name:  # SiMix draws again
         after = restored.evaluate(x, y, batch_size=48, verbose=0)
         np.testing.assert_allclose(after, before, rtol=1e-5)

@@ -1,33 +1,31 @@
 """Rank-based losses: Spearman, mean Average Precision, Recall@k, rank hinge.
 
-Every loss ranks ``y_pred`` with a differentiable ranker (``ranker=``,
-keyword-only) and compares the ranks with the exact ranks of ``y_true`` or
-with the relevance labels in ``y_true``. ``ranker`` accepts whatever
-``keras_sodeep.ranking.get`` accepts: a ranker, a
-``keras_sodeep.sorters.Sorter`` (wrapped in a frozen ``SorterRanker``), a
-string specification (``"sigmoid:0.1"``, ``"neuralsort:1.0"``, ``"exact"``,
-``"untrained:ARCH"``, ``"histogram-smooth:T"``, a preset name or folder)
-or ``None`` for the loss's default: its class attribute ``default_ranker``
-(``"histogram-small-smooth:0.6"`` for ``SpearmanLoss``,
-``"histogram-smooth:0.15"`` for ``MeanAveragePrecisionLoss``: learned
-presets with soft outputs), else ``DEFAULT_RANKER`` (the learned 4-pass
-``histogram`` preset, near-exact ranks). A string is resolved on first
-use, outside any traced function on the TensorFlow backend, so a preset
-name gives the preset's weights in ``fit``, ``evaluate`` and
-``tf.function`` alike; ``get_config`` keeps the string, so a saved model
-loads the preset again. (On other backends, the first use should be
-eager, or pass ``keras_sodeep.pretrained(name)``.)
+Two bases: `ListwiseLoss` reads the inputs (lists, masks, padding,
+embeddings) and reduces; `RankingLoss`, above it, ranks ``y_pred`` with a
+differentiable ranker (``ranker=``, keyword-only) and compares the ranks
+with the exact ranks of ``y_true`` or with the relevance labels in
+``y_true``. ``ranker`` accepts whatever ``keras_sodeep.ranking.get``
+accepts: a ranker, a ``keras_sodeep.sorters.Sorter`` (wrapped in a frozen
+``SorterRanker``), a string specification (``"sigmoid:0.1"``,
+``"neuralsort:1.0"``, ``"exact"``, ``"untrained:ARCH"``, a preset name or
+folder) or ``None`` for the loss's default, its `RankingLoss.default_ranker`:
+an object, shown by ``repr(loss)`` and stored by ``get_config``, so that a
+saved model keeps the ranker it was trained with. The losses that compute
+their own ranks (`SupAPLoss`, `SupRecallAtKLoss`, `ROADMAPLoss`,
+`CalibrationLoss`, `RankedListLoss`) derive from `ListwiseLoss` and take
+no ranker.
 
 One module per family: `spearman`, `average_precision`, `recall`, `hinge`
 (rank triplet and rank-sum losses), `ranked_list` (Ranked List Loss),
 `recall_surrogate` (RS@k), `suprank` (SupAP, SupRecall@k and ROADMAP, on
-their own upper-bound rank) and `calibration`, over the base class
-`RankingLoss` (`base`), with which a user writes a rank loss as one method.
-`simix` holds similarity mixup (`similarity_mixup`, and `SiMixOption`, the
-base of the losses that offer ``simix=True``); `global_batch` holds
-`GlobalBatchLoss`, which ranks the global batch across ``tf.distribute``
-replicas; `memory` holds `CrossBatchMemory`, which lets any embedding loss
-rank each query against the batch and the last embeddings seen.
+their own upper-bound rank) and `calibration`, over the bases (`base`),
+with which a user writes a rank loss as one method. `embeddings` turns a
+batch of embeddings into lists; `simix` holds similarity mixup
+(`similarity_mixup`, and `SiMixOption`, the base of the losses that offer
+``simix=True``); `global_batch` holds `GlobalBatchLoss`, which ranks the
+global batch across ``tf.distribute`` replicas; `memory` holds
+`CrossBatchMemory`, which lets any embedding loss rank each query against
+the batch and the last embeddings seen.
 
 Conventions shared by the losses:
 
@@ -38,11 +36,16 @@ Conventions shared by the losses:
   axis 0, per list otherwise. They are scaled so that Keras's default
   reduction (``"sum_over_batch_size"``) gives the documented formula, and
   ``sample_weight`` weights items (``axis=0``) or lists (``axis=-1``).
-- Masks: ``y_true`` may be a dict ``{"labels": ..., "mask": ...}`` (the
-  keras-rs convention; in ``model.fit`` Keras only accepts such a dict for a
-  model whose outputs are a matching dict, so use it in direct calls and
-  custom loops). For relevance labels (all losses but ``SpearmanLoss``),
-  ``labels < 0`` also marks padding, which works everywhere.
+- Padding in ``fit``: pass ``sample_weight`` with one weight per item (the
+  shape of ``y_pred``; along ``axis=0`` a ``(B,)`` weight also serves a
+  ``(B, C)`` output). An item of weight 0 (or less) is padding: it takes no
+  part in any rank, as Keras's per-timestep sample weights pad sequences.
+  A list along ``axis=-1`` then weighs the mean of its items' positive
+  weights (1 for a 0/1 mask); along ``axis=0`` the weights stay per item.
+  In direct calls ``y_true`` may also be a dict ``{"labels": ..., "mask":
+  ...}`` (Keras's ``fit`` accepts such a dict only for a model with
+  matching dict outputs). For relevance labels (all losses but
+  ``SpearmanLoss``), ``labels < 0`` also marks padding.
 - A list that cannot be scored (no positive, no item) contributes nothing;
   if no list of the batch can be scored the loss is 0.
 - Finite scores give a finite loss. A non-finite score or a NaN label
@@ -72,7 +75,7 @@ Conventions shared by the losses:
 """
 
 from keras_sodeep.losses.average_precision import MeanAveragePrecisionLoss
-from keras_sodeep.losses.base import RankingLoss
+from keras_sodeep.losses.base import Lists, ListwiseLoss, RankingLoss
 from keras_sodeep.losses.calibration import CalibrationLoss
 from keras_sodeep.losses.global_batch import GlobalBatchLoss
 from keras_sodeep.losses.hinge import RankLoss, RankTripletLoss
@@ -87,13 +90,13 @@ from keras_sodeep.losses.suprank import (
     SupAPLoss,
     SupRecallAtKLoss,
 )
-from keras_sodeep.ranking import DEFAULT_RANKER
 
 __all__ = [
-    "DEFAULT_RANKER",
     "CalibrationLoss",
     "CrossBatchMemory",
     "GlobalBatchLoss",
+    "ListwiseLoss",
+    "Lists",
     "MeanAveragePrecisionLoss",
     "ROADMAPLoss",
     "RankLoss",

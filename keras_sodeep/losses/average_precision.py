@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_sodeep import ranking
 from keras_sodeep.losses.base import RankingLoss
 
 
@@ -56,8 +57,6 @@ class MeanAveragePrecisionLoss(RankingLoss):
     >>> model.compile(optimizer="adam", loss=MeanAveragePrecisionLoss())
     """
 
-    default_ranker = "histogram-smooth:0.15"
-
     def __init__(
         self,
         axis=0,
@@ -67,6 +66,11 @@ class MeanAveragePrecisionLoss(RankingLoss):
         **kwargs,
     ):
         super().__init__(ranker=ranker, axis=axis, name=name, **kwargs)
+
+    @classmethod
+    def default_ranker(cls):
+        """The ranker of ``ranker=None`` (see the class docstring)."""
+        return ranking.get("histogram-smooth:0.15")
 
     def compute_terms(self, labels, scores, valid):
         positive, ranks, pos_ranks, num_pos = self.positive_ranks(

@@ -5,11 +5,11 @@ import math
 import keras
 from keras import ops
 
-from keras_sodeep.losses.base import RankingLoss
+from keras_sodeep.losses.base import ListwiseLoss
 
 
 def calibration_terms(labels, scores, valid, positive_margin, negative_margin):
-    """Per-pair hinges of the calibration loss, scaled for `RankingLoss`.
+    """Per-pair hinges of the calibration loss, scaled for `ListwiseLoss`.
 
     Returns ``(terms, list_valid)``: ``terms`` sum, over the pairs of the
     lists that count, to the mean of the non-zero positive hinges plus the
@@ -33,7 +33,7 @@ def calibration_terms(labels, scores, valid, positive_margin, negative_margin):
 
 
 @keras.saving.register_keras_serializable(package="keras_sodeep")
-class CalibrationLoss(RankingLoss):
+class CalibrationLoss(ListwiseLoss):
     """Hinges on the similarities themselves (ROADMAP's calibration term).
 
     A contrastive loss with two margins on similarities ``s``: positive
@@ -84,7 +84,6 @@ class CalibrationLoss(RankingLoss):
         name="calibration_loss",
         **kwargs,
     ):
-        reject_ranker(type(self).__name__, kwargs)
         super().__init__(axis=-1, name=name, **kwargs)
         self.positive_margin = _check_number(positive_margin, "positive_margin")
         self.negative_margin = _check_number(negative_margin, "negative_margin")
@@ -96,7 +95,6 @@ class CalibrationLoss(RankingLoss):
 
     def get_config(self):
         config = super().get_config()
-        config.pop("ranker")
         config.update(
             {
                 "positive_margin": self.positive_margin,
@@ -104,16 +102,6 @@ class CalibrationLoss(RankingLoss):
             }
         )
         return config
-
-
-def reject_ranker(class_name, kwargs):
-    """Raises if ``ranker=`` is given to a loss that ranks on its own."""
-    if kwargs.get("ranker") is not None:
-        raise TypeError(
-            f"{class_name} computes its own ranks and takes no `ranker`. "
-            f"Received: ranker={kwargs['ranker']!r}"
-        )
-    kwargs.pop("ranker", None)
 
 
 def _check_number(value, name):

@@ -4,7 +4,8 @@ import keras
 from keras import ops
 
 from keras_sodeep._checks import unpack_y_true
-from keras_sodeep.losses.base import RankingLoss, embedding_labels
+from keras_sodeep.losses.base import ListwiseLoss
+from keras_sodeep.losses.embeddings import embedding_labels
 
 
 def _replica_context():
@@ -28,7 +29,7 @@ class GlobalBatchLoss(keras.losses.Loss):
     """An embedding loss that ranks the global batch across replicas.
 
     Under a ``tf.distribute`` strategy each replica holds a shard of the
-    global batch, and a `RankingLoss` on embeddings ranks the shard only.
+    global batch, and a `ListwiseLoss` on embeddings ranks the shard only.
     ``GlobalBatchLoss(loss)`` all-gathers the embeddings and labels of
     every replica: each replica's samples are queries against the whole
     global batch (themselves excluded), and the values are scaled so that
@@ -50,7 +51,7 @@ class GlobalBatchLoss(keras.losses.Loss):
     replica: its ``B / R`` queries against ``B`` items.
 
     Args:
-        loss: a `RankingLoss` that accepts embeddings (or its serialized
+        loss: a `ListwiseLoss` that accepts embeddings (or its serialized
             form).
         name: the loss's name. Defaults to ``"global_" + loss.name``.
         **kwargs: ``reduction`` and ``dtype``, as for ``keras.losses.Loss``.
@@ -67,9 +68,9 @@ class GlobalBatchLoss(keras.losses.Loss):
     def __init__(self, loss, name=None, **kwargs):
         if isinstance(loss, dict):
             loss = keras.saving.deserialize_keras_object(loss)
-        if not isinstance(loss, RankingLoss) or not loss.accepts_embeddings:
+        if not isinstance(loss, ListwiseLoss) or not loss.accepts_embeddings:
             raise ValueError(
-                "`loss` should be a keras_sodeep RankingLoss that accepts "
+                "`loss` should be a keras_sodeep ListwiseLoss that accepts "
                 f"embeddings. Received: loss={loss!r}"
             )
         if getattr(loss, "simix", False):
@@ -87,7 +88,7 @@ class GlobalBatchLoss(keras.losses.Loss):
         labels, mask = unpack_y_true(y_true)
         labels = ops.convert_to_tensor(labels, dtype=self.loss.dtype)
         y_pred = ops.convert_to_tensor(y_pred, dtype=self.loss.dtype)
-        if not self.loss._is_embeddings(labels, y_pred):
+        if not self.loss.is_embeddings(labels, y_pred):
             raise ValueError(
                 "GlobalBatchLoss ranks embeddings: `y_pred` should have "
                 "shape (B, D) and `y_true` shape (B,) or (B, 1). Received: "

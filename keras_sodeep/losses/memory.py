@@ -6,7 +6,8 @@ import keras
 from keras import ops
 
 from keras_sodeep._checks import check_int, unpack_y_true
-from keras_sodeep.losses.base import RankingLoss, unit_embeddings
+from keras_sodeep.losses.base import ListwiseLoss
+from keras_sodeep.losses.embeddings import unit_embeddings
 
 
 def _eager_scope():
@@ -32,7 +33,7 @@ class CrossBatchMemory(keras.losses.Loss):
 
     Wraps an embedding loss of the package (``SupAPLoss``, ``ROADMAPLoss``,
     ``RecallAtKLoss``, ``MeanAveragePrecisionLoss``, ``RankedListLoss``,
-    ``RecallAtKSurrogateLoss``, ...; any ``RankingLoss`` on embeddings
+    ``RecallAtKSurrogateLoss``, ...; any ``ListwiseLoss`` on embeddings
     ``(B, D)`` with integer labels ``(B,)``, without ``simix=True``).
     The memory keeps the unit-norm embeddings and the labels of the last
     ``size`` samples, detached, in non-trainable variables (a ring
@@ -86,10 +87,10 @@ class CrossBatchMemory(keras.losses.Loss):
     def __init__(self, loss, size=1024, warmup_steps=0, *, name=None, **kwargs):
         if isinstance(loss, dict):
             loss = keras.saving.deserialize_keras_object(loss)
-        if not (isinstance(loss, RankingLoss) and loss.accepts_embeddings):
+        if not (isinstance(loss, ListwiseLoss) and loss.accepts_embeddings):
             raise ValueError(
                 "`loss` should be an embedding loss of keras_sodeep (a "
-                "`RankingLoss` that accepts embeddings, such as SupAPLoss "
+                "`ListwiseLoss` that accepts embeddings, such as SupAPLoss "
                 f"or RecallAtKLoss). Received: loss={loss!r}"
             )
         if getattr(loss, "simix", False):
@@ -180,7 +181,7 @@ class CrossBatchMemory(keras.losses.Loss):
         labels, mask = unpack_y_true(y_true)
         labels = ops.convert_to_tensor(labels, dtype=self.dtype)
         y_pred = ops.convert_to_tensor(y_pred, dtype=self.dtype)
-        if not self.loss._is_embeddings(labels, y_pred):
+        if not self.loss.is_embeddings(labels, y_pred):
             raise ValueError(
                 "CrossBatchMemory needs embeddings: `y_pred` of shape "
                 "(B, D) with integer labels `y_true` of shape (B,) or "
@@ -193,10 +194,10 @@ class CrossBatchMemory(keras.losses.Loss):
         memory_labels = ops.convert_to_tensor(self.labels)
         active = ops.greater_equal(self.iterations, self.warmup_steps)
         memory_valid = ops.logical_and(memory_labels >= 0, active)
-        lists = self.loss._standardize(
+        lists = self.loss.standardize(
             y_true, y_pred, reference=(memory, memory_labels, memory_valid)
         )
-        values = self.loss._values(lists)
+        values = self.loss.loss_values(lists)
         self._enqueue(y_pred, labels, mask, memory, memory_labels)
         return values
 

@@ -96,7 +96,6 @@ class RankedListLoss(SiMixOption):
         **kwargs,
     ):
         super().__init__(
-            ranker="exact",  # unused: the loss is written on distances
             simix=simix,
             max_mixed=max_mixed,
             seed=seed,
@@ -147,7 +146,6 @@ class RankedListLoss(SiMixOption):
 
     def get_config(self):
         config = super().get_config()
-        config.pop("ranker", None)
         config.update(
             {
                 "margin": self.margin,

@@ -3,12 +3,14 @@
 import keras
 from keras import ops
 
+from keras_sodeep import ranking
 from keras_sodeep._checks import check_float, check_ks
+from keras_sodeep.losses.base import RankingLoss
 from keras_sodeep.losses.simix import SiMixOption
 
 
 @keras.saving.register_keras_serializable(package="keras_sodeep")
-class RecallAtKSurrogateLoss(SiMixOption):
+class RecallAtKSurrogateLoss(SiMixOption, RankingLoss):
     """One minus the Recall@k surrogate RS@k, over several ``k``.
 
     Patel, Tolias, Matas, "Recall@k Surrogate Loss with Large Batches and
@@ -37,8 +39,8 @@ class RecallAtKSurrogateLoss(SiMixOption):
         temperature: positive float, the width of the sigmoid on rank
             positions. Defaults to ``1.0``.
         ranker: keyword-only; a ranker, a sorter, a string specification or
-            ``None`` for the package default. Defaults to
-            ``"sigmoid:0.01"``, the paper's.
+            ``None`` for `default_ranker`, ``SigmoidRanker(0.01)`` (the
+            paper's). Defaults to ``None``.
         simix: bool, similarity mixup of the embeddings (see
             ``keras_sodeep.losses.SiMixOption``). Defaults to ``False``.
         max_mixed: positive int, the most mixed embeddings per batch.
@@ -66,7 +68,7 @@ class RecallAtKSurrogateLoss(SiMixOption):
         k=(1, 2, 4, 8, 16),
         temperature=1.0,
         *,
-        ranker="sigmoid:0.01",
+        ranker=None,
         simix=False,
         max_mixed=256,
         seed=None,
@@ -83,6 +85,12 @@ class RecallAtKSurrogateLoss(SiMixOption):
         )
         self.k = check_ks(k)
         self.temperature = check_float(temperature, "temperature")
+
+    @classmethod
+    def default_ranker(cls):
+        """``SigmoidRanker(0.01)``: the paper's sigmoid ranks, on cosine
+        similarities."""
+        return ranking.SigmoidRanker(0.01)
 
     def compute_terms(self, labels, scores, valid):
         positive = ops.logical_and(valid, labels > 0)

@@ -9,12 +9,12 @@ import keras
 from keras import ops
 
 from keras_sodeep._checks import check_int, unpack_y_true
-from keras_sodeep.losses.base import RankingLoss, embedding_labels
-
-
-def _unit(x):
-    norm = ops.sqrt(ops.sum(ops.square(x), axis=-1, keepdims=True))
-    return x / ops.maximum(norm, 1e-12)
+from keras_sodeep.losses.base import ListwiseLoss
+from keras_sodeep.losses.embeddings import (
+    embedding_labels,
+    similarity_lists,
+    unit_embeddings,
+)
 
 
 def similarity_mixup(labels, embeddings, valid, max_mixed, seed=None):
@@ -42,7 +42,7 @@ def similarity_mixup(labels, embeddings, valid, max_mixed, seed=None):
     """
     dtype = embeddings.dtype
     labels = ops.cast(ops.reshape(labels, (-1,)), dtype)
-    units = _unit(embeddings)
+    units = unit_embeddings(embeddings)
     size = ops.shape(units)[0]
     same = ops.logical_and(
         ops.equal(ops.expand_dims(labels, 1), ops.expand_dims(labels, 0)),
@@ -73,23 +73,9 @@ def similarity_mixup(labels, embeddings, valid, max_mixed, seed=None):
     )
 
 
-def _dot_lists(units, labels, valid):
-    """``(relevance, scores, valid)`` ``(n, n)``: dot products, self out."""
-    scores = ops.matmul(units, ops.transpose(units))
-    relevance = ops.cast(
-        ops.equal(ops.expand_dims(labels, 1), ops.expand_dims(labels, 0)),
-        scores.dtype,
-    )
-    not_self = ops.logical_not(ops.cast(ops.eye(ops.shape(scores)[0]), "bool"))
-    pair_valid = ops.logical_and(
-        ops.expand_dims(valid, 1), ops.expand_dims(valid, 0)
-    )
-    return relevance, scores, ops.logical_and(pair_valid, not_self)
-
-
 @keras.saving.register_keras_serializable(package="keras_sodeep")
-class SiMixOption(RankingLoss):
-    """A `RankingLoss` with the similarity mixup option (``simix=True``).
+class SiMixOption(ListwiseLoss):
+    """A `ListwiseLoss` with the similarity mixup option (``simix=True``).
 
     With ``simix=True`` and embeddings ``(B, D)`` with labels ``(B,)``, the
     batch gains the mixed embeddings of `similarity_mixup` (one per
@@ -107,7 +93,8 @@ class SiMixOption(RankingLoss):
         max_mixed: positive int, the number of mixed slots (the cost of
             the loss grows with ``B + max_mixed``). Defaults to ``256``.
         seed: int or ``None``. Defaults to ``None``.
-        **kwargs: as for `RankingLoss`.
+        **kwargs: as for `ListwiseLoss` (or `RankingLoss`, for a loss
+            that derives from both).
     """
 
     def __init__(self, *, simix=False, max_mixed=256, seed=None, **kwargs):
@@ -129,7 +116,7 @@ class SiMixOption(RankingLoss):
         labels, mask = unpack_y_true(y_true)
         labels = ops.convert_to_tensor(labels, dtype=self.dtype)
         y_pred = ops.convert_to_tensor(y_pred, dtype=self.dtype)
-        if not self._is_embeddings(labels, y_pred):
+        if not self.is_embeddings(labels, y_pred):
             raise ValueError(
                 "`simix=True` mixes embeddings: `y_pred` should have shape "
                 "(B, D) and `y_true` shape (B,) or (B, 1). Received: "
@@ -140,7 +127,8 @@ class SiMixOption(RankingLoss):
         units, all_labels, all_valid = similarity_mixup(
             labels, y_pred, valid, self.max_mixed, self._seed_generator
         )
-        relevance, scores, pair_valid = _dot_lists(units, all_labels, all_valid)
+        mixed = (units, all_labels, all_valid)
+        relevance, scores, pair_valid = similarity_lists(mixed, mixed)
         terms, list_valid = self.compute_terms(relevance, scores, pair_valid)
         row_loss = ops.where(list_valid, ops.sum(terms, axis=-1), 0.0)
         dtype = row_loss.dtype

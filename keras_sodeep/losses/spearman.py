@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_sodeep import ranking
 from keras_sodeep._checks import check_float
 from keras_sodeep.losses.base import RankingLoss
 from keras_sodeep.ranking import exact_rank
@@ -66,7 +67,6 @@ class SpearmanLoss(RankingLoss):
 
     relevance_labels = False
     accepts_embeddings = False
-    default_ranker = "histogram-small-smooth:0.6"
 
     def __init__(
         self,
@@ -79,6 +79,11 @@ class SpearmanLoss(RankingLoss):
     ):
         super().__init__(ranker=ranker, axis=axis, name=name, **kwargs)
         self.l1_weight = check_float(l1_weight, "l1_weight", positive=False)
+
+    @classmethod
+    def default_ranker(cls):
+        """The ranker of ``ranker=None`` (see the class docstring)."""
+        return ranking.get("histogram-small-smooth:0.6")
 
     def compute_terms(self, labels, scores, valid):
         dtype = scores.dtype

@@ -11,11 +11,10 @@ import keras
 from keras import ops
 
 from keras_sodeep._checks import check_float, check_ks
-from keras_sodeep.losses.base import RankingLoss
+from keras_sodeep.losses.base import ListwiseLoss
 from keras_sodeep.losses.calibration import (
     CalibrationLoss,
     calibration_terms,
-    reject_ranker,
 )
 
 
@@ -93,7 +92,7 @@ def _ap_terms(positive, rank, rank_plus, num_pos):
 
 
 @keras.saving.register_keras_serializable(package="keras_sodeep")
-class SupAPLoss(_SupRankArgs, RankingLoss):
+class SupAPLoss(_SupRankArgs, ListwiseLoss):
     """One minus Average Precision on the SupRank rank (SupAP, ROADMAP).
 
     For a query with positives ``P`` and negatives ``N``, ``t = s_j - s_i``
@@ -163,7 +162,6 @@ class SupAPLoss(_SupRankArgs, RankingLoss):
         name="sup_ap_loss",
         **kwargs,
     ):
-        reject_ranker(type(self).__name__, kwargs)
         super().__init__(axis=-1, name=name, **kwargs)
         self._set_rank_args(temperature, margin, slope, offset, jump)
         self.temperature = self._rank_temperature
@@ -176,13 +174,12 @@ class SupAPLoss(_SupRankArgs, RankingLoss):
 
     def get_config(self):
         config = super().get_config()
-        config.pop("ranker")
         config.update({"temperature": self.temperature, **self._rank_config()})
         return config
 
 
 @keras.saving.register_keras_serializable(package="keras_sodeep")
-class SupRecallAtKLoss(_SupRankArgs, RankingLoss):
+class SupRecallAtKLoss(_SupRankArgs, ListwiseLoss):
     """One minus a smooth Recall@k on the SupRank rank (SupRank, TPAMI 2023).
 
     With ``rank(i)`` the SupRank rank of positive ``i`` (see `SupAPLoss`):
@@ -231,7 +228,6 @@ class SupRecallAtKLoss(_SupRankArgs, RankingLoss):
         name="sup_recall_at_k_loss",
         **kwargs,
     ):
-        reject_ranker(type(self).__name__, kwargs)
         super().__init__(axis=-1, name=name, **kwargs)
         self.k = check_ks(k)
         self.temperature = check_float(temperature, "temperature")
@@ -256,7 +252,6 @@ class SupRecallAtKLoss(_SupRankArgs, RankingLoss):
 
     def get_config(self):
         config = super().get_config()
-        config.pop("ranker")
         config.update(
             {
                 "k": list(self.k),

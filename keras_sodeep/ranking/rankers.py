@@ -11,6 +11,13 @@ from keras_sodeep.ranking.exact import (
 )
 
 
+def _short(value):
+    """A config value for a ranker's repr: a serialized object by class."""
+    if isinstance(value, dict) and "class_name" in value:
+        return f"{value['class_name']}(...)"
+    return repr(value)
+
+
 @keras.saving.register_keras_serializable(package="keras_sodeep")
 class Ranker(keras.layers.Layer):
     """Base class of the rankers: scores to differentiable ranks.
@@ -64,6 +71,15 @@ class Ranker(keras.layers.Layer):
 
     def compute_mask(self, inputs, mask=None):
         return None
+
+    def __repr__(self):
+        config = self.get_config()
+        shown = [
+            f"{key}={_short(value)}"
+            for key, value in config.items()
+            if key not in ("name", "trainable", "dtype")
+        ]
+        return f"{type(self).__name__}({', '.join(shown)})"
 
     def compute_output_shape(self, input_shape):
         return input_shape
