@@ -1,10 +1,12 @@
-"""The per-class checklist of DESIGN §11: one row per loss or metric.
+"""The per-class checklist: one row per loss or metric.
 
 `tests/test_checklist.py` runs every check on every row: unbatched and
 batched input, both axes (where the row has them), masks, sample weights,
 ties (a list's value does not depend on the order of its items, tied
-ones included), bad input, ``fit`` / ``evaluate``, the ``.keras`` round
-trip and the ``get_config`` round trip. A new loss or metric gets all of
+ones included), bad input, ``fit`` / ``evaluate``, padded lists of
+different lengths in ``fit`` / ``evaluate`` (per-item ``sample_weight``;
+also run on JAX), the ``.keras`` round trip and the ``get_config`` round
+trip. A new loss or metric gets all of
 them by adding a row to `CASES`:
 
 ```python
@@ -84,6 +86,24 @@ CASES = [
     Case(
         "recall_at_k_surrogate_loss",
         lambda axis: losses.RecallAtKSurrogateLoss(k=(1, 2), ranker=sharp()),
+        (-1,),
+        "relevance",
+    ),
+    Case(
+        "ndcg_loss",
+        lambda axis: losses.NDCGLoss(ranker=sharp()),
+        (-1,),
+        "relevance",
+    ),
+    Case(
+        "ndcg_at_k_loss",
+        lambda axis: losses.NDCGLoss(k=3, gain="linear", ranker=sharp()),
+        (-1,),
+        "relevance",
+    ),
+    Case(
+        "mrr_loss",
+        lambda axis: losses.MeanReciprocalRankLoss(ranker=sharp()),
         (-1,),
         "relevance",
     ),

@@ -1,4 +1,4 @@
-"""Runs the DESIGN §11 checklist on every row of `checklist.CASES`."""
+"""Runs the checklist on every row of `checklist.CASES`."""
 
 import keras
 import numpy as np
@@ -186,3 +186,58 @@ def test_get_config_round_trip(case, axis):
         keras.saving.serialize_keras_object(obj)
     )
     assert type(again) is type(obj) and again.get_config() == config
+
+
+def _padded(case, axis, rng):
+    """Padded inputs, per-item weights and the value of the same lists
+    unpadded (each list alone, or the kept samples along axis 0)."""
+    y, p = lists(case, rng, num_lists=6, n=9)
+    junk_label = 1.0 if case.labels == "relevance" else 1e3
+    if axis == -1:
+        lengths = np.array([9, 5, 7, 3, 9, 6])
+        w = (np.arange(9)[None] < lengths[:, None]).astype("float32")
+        if case.pools:
+            expected = value(case.make(axis), {"labels": y, "mask": w > 0}, p)
+        else:
+            expected = np.mean(
+                [
+                    value(case.make(axis), y[i : i + 1, :m], p[i : i + 1, :m])
+                    for i, m in enumerate(lengths)
+                ]
+            )
+        y = np.where(w > 0, y, junk_label).astype("float32")
+        p = np.where(w > 0, p, 1e3).astype("float32")
+        return y, p, w, expected
+    # Along axis 0 the batch is the list: samples of weight 0 are dropped.
+    y, p = y.T, p.T
+    keep = np.array([1, 1, 1, 0, 1, 0, 1, 1, 0], dtype=bool)
+    expected = value(case.make(axis), y[keep], p[keep])
+    y = np.where(keep[:, None], y, junk_label).astype("float32")
+    p = np.where(keep[:, None], p, 1e3).astype("float32")
+    return y, p, keep.astype("float32"), expected
+
+
+@pytest.mark.backend
+@pytest.mark.parametrize("case, axis", ROWS, ids=IDS)
+def test_padded_lists_in_fit_equal_the_lists_unpadded(case, axis, rng):
+    y, p, w, expected = _padded(case, axis, rng)
+    obj = case.make(axis)
+    keras.utils.set_random_seed(0)
+    # Starts as the identity: the model's outputs are `p`.
+    model = keras.Sequential(
+        [
+            keras.Input(p.shape[1:]),
+            keras.layers.Dense(
+                p.shape[-1], use_bias=False, kernel_initializer="identity"
+            ),
+        ]
+    )
+    _compile(model, obj)
+    got = model.evaluate(p, y, sample_weight=w, batch_size=len(p), verbose=0)
+    got = got if is_loss(obj) else got[1]
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+    history = model.fit(
+        p, y, sample_weight=w, batch_size=len(p), epochs=1, verbose=0
+    )
+    if is_loss(obj):
+        assert np.all(np.isfinite(history.history["loss"]))

@@ -15,7 +15,8 @@ their own ranks (`SupAPLoss`, `SupRecallAtKLoss`, `ROADMAPLoss`,
 `CalibrationLoss`, `RankedListLoss`) derive from `ListwiseLoss` and take
 no ranker.
 
-One module per family: `spearman`, `average_precision`, `recall`, `hinge`
+One module per family: `spearman`, `average_precision`, `recall`,
+`ndcg` (NDCG and reciprocal rank, graded relevance), `hinge`
 (rank triplet and rank-sum losses), `ranked_list` (Ranked List Loss),
 `recall_surrogate` (RS@k), `suprank` (SupAP, SupRecall@k and ROADMAP, on
 their own upper-bound rank) and `calibration`, over the bases (`base`),
@@ -80,6 +81,7 @@ from keras_sodeep.losses.calibration import CalibrationLoss
 from keras_sodeep.losses.global_batch import GlobalBatchLoss
 from keras_sodeep.losses.hinge import RankLoss, RankTripletLoss
 from keras_sodeep.losses.memory import CrossBatchMemory
+from keras_sodeep.losses.ndcg import MeanReciprocalRankLoss, NDCGLoss
 from keras_sodeep.losses.ranked_list import RankedListLoss
 from keras_sodeep.losses.recall import RecallAtKLoss
 from keras_sodeep.losses.recall_surrogate import RecallAtKSurrogateLoss
@@ -98,6 +100,8 @@ __all__ = [
     "ListwiseLoss",
     "Lists",
     "MeanAveragePrecisionLoss",
+    "MeanReciprocalRankLoss",
+    "NDCGLoss",
     "ROADMAPLoss",
     "RankLoss",
     "RankTripletLoss",

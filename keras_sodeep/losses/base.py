@@ -6,8 +6,8 @@ axis, `Lists` (``labels``, ``scores`` and ``valid``, the items that take
 part), and asks the concrete loss for one thing, `ListwiseLoss.compute_terms`.
 It then leaves out the lists that cannot be scored and scales the values
 for Keras's reduction (see ``keras_sodeep.losses`` for the conventions).
-Its public methods `is_embeddings`, `standardize` and `loss_values` are
-the interface that wrappers (``CrossBatchMemory``, ``GlobalBatchLoss``)
+Its public methods `is_embeddings`, `standardize_weights`, `standardize`
+and `loss_values` are the interface that wrappers (``CrossBatchMemory``, ``GlobalBatchLoss``)
 use. `RankingLoss` adds the ranker (``ranker=``) and its default.
 """
 
@@ -104,10 +104,11 @@ class ListwiseLoss(keras.losses.Loss):
     ``ranker=``; the losses that compute their own ranks (``SupAPLoss``,
     ``RankedListLoss``, ...) derive from this class and take no ranker.
 
-    Wrappers and custom training loops use the public steps of ``call``:
-    ``lists = loss.standardize(y_true, y_pred)`` then
-    ``loss.loss_values(lists)``; `is_embeddings` tells whether a batch is
-    read as embeddings.
+    Wrappers and custom training loops use the public steps of
+    ``__call__``: ``y_true, sample_weight = loss.standardize_weights(y_true,
+    y_pred, sample_weight)`` (per-item weights as padding), ``lists =
+    loss.standardize(y_true, y_pred)``, then ``loss.loss_values(lists)``;
+    `is_embeddings` tells whether a batch is read as embeddings.
 
     Class attributes: ``relevance_labels`` (labels < 0 are padding;
     default ``True``) and ``accepts_embeddings`` (``y_pred`` of shape
@@ -289,7 +290,7 @@ class ListwiseLoss(keras.losses.Loss):
         poisoned = ops.logical_and(ops.any(bad), ops.ones_like(flat) > 0)
         return Lists(relevance, scores, valid, False, None, poisoned)
 
-    def _item_weights(self, y_true, y_pred, sample_weight):
+    def standardize_weights(self, y_true, y_pred, sample_weight):
         """Reads per-item ``sample_weight`` as padding plus weights.
 
         Returns ``(y_true, sample_weight)`` for Keras's reduction: items
@@ -339,7 +340,7 @@ class ListwiseLoss(keras.losses.Loss):
         weights (1 for a 0/1 mask). Other shapes weigh samples as usual.
         """
         if sample_weight is not None:
-            y_true, sample_weight = self._item_weights(
+            y_true, sample_weight = self.standardize_weights(
                 y_true, y_pred, sample_weight
             )
         y_pred_tensor = as_tensor(y_pred)

@@ -81,6 +81,14 @@ class GlobalBatchLoss(keras.losses.Loss):
         super().__init__(name=name or f"global_{loss.name}", **kwargs)
         self.loss = loss
 
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        if sample_weight is not None:
+            # Per-item weights pad, as for the wrapped loss.
+            y_true, sample_weight = self.loss.standardize_weights(
+                y_true, y_pred, sample_weight
+            )
+        return super().__call__(y_true, y_pred, sample_weight=sample_weight)
+
     def call(self, y_true, y_pred):
         context = _replica_context()
         if context is None:
