@@ -27,6 +27,10 @@ Cases (each seed holds `LISTS` = 8 lists, along ``axis=-1``):
 - ``map``: ``MeanAveragePrecisionLoss(ranker, axis=-1)``, ``max(1,
   round(n / 10))`` positives per list at random places; metric: the Average
   Precision of each list (as ``sklearn.metrics.average_precision_score``).
+- ``ndcg``: ``NDCGLoss(ranker=ranker)``, grades 0-4 drawn with the
+  probabilities `GRADE_PROBABILITIES` (every list gets a grade-3 item);
+  metric: the NDCG of each list (exponential gain, whole list; as
+  ``sklearn.metrics.ndcg_score`` on the gains ``2^g - 1``).
 - ``recall``: ``RecallAtKLoss(ranker=ranker)`` on free embeddings ``(n,
   16)`` with ``n // 4`` classes (about 4 items each); each item is a query
   against the others by cosine similarity; metric: Recall@1, the hit rate
@@ -74,7 +78,7 @@ from keras_sodeep.preset_store import presets  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")
 
-CASES = ("spearman", "map", "recall")
+CASES = ("spearman", "map", "ndcg", "recall")
 """Benchmark cases: the loss and its exact metric."""
 
 SIZES = (16, 100, 1000)
@@ -105,6 +109,7 @@ QUICK = {"sizes": (16, 100), "targets": ("paper",), "seeds": 2}
 _METRICS = {
     "spearman": "Spearman rho",
     "map": "Average Precision",
+    "ndcg": "NDCG",
     "recall": "Recall@1",
 }
 _LOSSES = {
@@ -112,8 +117,16 @@ _LOSSES = {
     "map": lambda ranker: losses.MeanAveragePrecisionLoss(
         ranker=ranker, axis=-1
     ),
+    "ndcg": lambda ranker: losses.NDCGLoss(ranker=ranker),
     "recall": lambda ranker: losses.RecallAtKLoss(ranker=ranker),
 }
+
+GRADE_PROBABILITIES = (0.5, 0.2, 0.15, 0.1, 0.05)
+"""The ``ndcg`` case's grades 0-4 are drawn with these probabilities."""
+
+STARTS = ("normal", "cauchy")
+"""Initial parameters: ``theta ~ N(0, 1)`` or standard Cauchy (heavy
+tails: a few scores far from the others)."""
 
 
 # -- rankers -------------------------------------------------------------------
@@ -184,6 +197,11 @@ def _entries(rankers):
 # -- problems ------------------------------------------------------------------
 
 
+def _start_of(targets):
+    """The start of a ``targets`` cell label: "cauchy start" -> "cauchy"."""
+    return targets[: -len(" start")] if targets.endswith(" start") else None
+
+
 def _problem(case, targets, n, seed, seeds):
     """Targets and initial parameters of every seed, stacked.
 
@@ -199,12 +217,19 @@ def _problem(case, targets, n, seed, seeds):
             ys.append(rng.permutation(np.arange(n) % classes))
             thetas.append(rng.standard_normal((n, EMBEDDING_DIM)))
             continue
-        thetas.append(rng.standard_normal((LISTS, n)))
-        if case == "map":
+        if _start_of(targets) == "cauchy":
+            thetas.append(rng.standard_cauchy((LISTS, n)))
+        else:
+            thetas.append(rng.standard_normal((LISTS, n)))
+        if case == "ndcg":
+            grades = rng.choice(5, size=(LISTS, n), p=GRADE_PROBABILITIES)
+            grades[np.arange(LISTS), rng.integers(0, n, LISTS)] = 3
+            ys.append(grades.astype("float32"))
+        elif case == "map":
             positives = max(1, round(n / 10))
             order = np.argsort(rng.random((LISTS, n)), axis=-1)
             ys.append((order < positives).astype("float32"))
-        elif targets == "paper":
+        elif targets in ("paper", "-"):
             ds = synthetic.synthetic_dataset(n, LISTS, seed=s, num_batches=1)
             ys.append(next(iter(ds))[0].numpy())
         else:
@@ -311,6 +336,19 @@ def average_precision_per_list(labels, scores):
     return out
 
 
+def ndcg_per_list(grades, scores):
+    """NDCG of each row (exponential gain, whole list), tie-averaged.
+
+    ``sklearn.metrics.ndcg_score`` on the gains ``2^g - 1``, row by row.
+    """
+    from sklearn.metrics import ndcg_score
+
+    gains = 2.0 ** grades.astype("float64") - 1.0
+    return np.array(
+        [ndcg_score(g[None], s[None]) for g, s in zip(gains, scores)]
+    )
+
+
 def recall_at_1(embeddings, labels):
     """Recall@1 of each item as a query against the others (cosine).
 
@@ -342,11 +380,12 @@ def _metric(case, y, x, seeds):
     """The exact metric of each seed, a list of floats."""
     if case == "recall":
         return [recall_at_1(x[s], y[s]) for s in range(seeds)]
-    per_list = (
-        spearman_per_list(y, x)
-        if case == "spearman"
-        else average_precision_per_list(y, x)
-    )
+    if case == "spearman":
+        per_list = spearman_per_list(y, x)
+    elif case == "ndcg":
+        per_list = ndcg_per_list(y, x)
+    else:
+        per_list = average_precision_per_list(y, x)
     return [float(v) for v in per_list.reshape(seeds, LISTS).mean(-1)]
 
 
@@ -376,6 +415,7 @@ def run_benchmark(
     seed=0,
     max_pairs=MAX_PAIRS,
     log=None,
+    starts=("normal",),
 ):
     """Runs the surrogate-quality benchmark (see the module docstring).
 
@@ -396,6 +436,10 @@ def run_benchmark(
             `MAX_PAIRS`.
         log: callable taking a str, called with a line per cell and
             ranker. Defaults to ``None``.
+        starts: initial parameters of the ``map`` and ``ndcg`` cases,
+            among `STARTS`; each start but ``"normal"`` makes cells of
+            their own, labelled ``"cauchy start"``. Defaults to
+            ``("normal",)``.
 
     Returns:
         A list of dicts, one per (case, targets, n, scale, ranker):
@@ -403,16 +447,28 @@ def run_benchmark(
         ``analytic``, ``skipped`` (the reason, or ``None``), ``values`` (the
         metric of each seed), ``mean``, ``std`` and ``seconds``.
     """
-    unknown = set(cases) - set(CASES) or set(targets) - set(TARGETS)
+    unknown = (
+        set(cases) - set(CASES)
+        or set(targets) - set(TARGETS)
+        or set(starts) - set(STARTS)
+    )
     if unknown:
         raise ValueError(
-            f"`cases` should be among {CASES} and `targets` among "
-            f"{TARGETS}. Received: {sorted(unknown)}"
+            f"`cases` should be among {CASES}, `targets` among {TARGETS} "
+            f"and `starts` among {STARTS}. Received: {sorted(unknown)}"
         )
     entries = _entries(default_rankers() if rankers is None else rankers)
     plan = []
     for case in cases:
-        dists = targets if case == "spearman" else ("-",)
+        if case == "spearman":
+            dists = targets
+        elif case == "recall":
+            dists = ("-",)
+        else:
+            dists = tuple(
+                "-" if start == "normal" else f"{start} start"
+                for start in starts
+            )
         case_scales = (1.0,) if case == "recall" else tuple(scales)
         cells = [(d, scale) for d in dists for scale in case_scales]
         plan += [(case, n, cells) for n in sizes]
@@ -520,6 +576,7 @@ def surrogate_table(records):
     titles = {
         "spearman": "SpearmanLoss(axis=-1), real-valued targets",
         "map": "MeanAveragePrecisionLoss(axis=-1), ~10 % positives",
+        "ndcg": "NDCGLoss(), grades 0-4",
         "recall": (
             f"RecallAtKLoss, embeddings (d = {EMBEDDING_DIM}, n / 4 "
             "classes; cosine similarity is scale-free: scale 1 only)"
@@ -537,8 +594,9 @@ def surrogate_table(records):
         if not keys:
             continue
         header = ["n", "scale", *rankers, "best analytic"]
-        if case == "spearman":
-            header.insert(0, "targets")
+        labelled = any(d != "-" for d, _, _ in keys)
+        if labelled:
+            header.insert(0, "targets" if case == "spearman" else "start")
         lines += [
             f"### {_METRICS[case]} reached: {titles[case]}",
             "",
@@ -547,8 +605,8 @@ def surrogate_table(records):
         ]
         for d, n, scale in keys:
             row = [str(n), f"{scale:g}"]
-            if case == "spearman":
-                row.insert(0, d)
+            if labelled:
+                row.insert(0, "normal" if d == "-" else d)
             row += [_cell(index.get((case, d, n, scale, k))) for k in rankers]
             top = best.get((case, d, n, scale))
             row.append(f"{top[0]:.3f} ({top[1]})" if top else "")

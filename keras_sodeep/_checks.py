@@ -113,6 +113,24 @@ def unpack_y_true(y_true):
     return y_true, None
 
 
+def reject_ragged(x, name):
+    """Raises a ``ValueError`` naming the padded forms for a ragged tensor.
+
+    Lists of different lengths are padded to one length; the padding is
+    marked by a mask (``{"labels": ..., "mask": ...}``), by labels < 0
+    (relevance labels) or by a per-item ``sample_weight`` of 0.
+    """
+    if type(x).__name__ in ("RaggedTensor", "RaggedTensorValue"):
+        raise ValueError(
+            f"`{name}` should be a dense tensor: ragged tensors are not "
+            "supported. Pad the lists to one length (e.g. "
+            "`x.to_tensor()`) and mark the padding with a mask (y_true = "
+            '{"labels": ..., "mask": ...}), labels < 0 (relevance labels) '
+            "or a per-item sample_weight of 0. Received: a "
+            f"{type(x).__name__}"
+        )
+
+
 def as_tensor(x, dtype=None):
     """``ops.convert_to_tensor(x, dtype)``, a ``tf.Variable`` included.
 
@@ -120,6 +138,7 @@ def as_tensor(x, dtype=None):
     unchanged, and a ``tf.Variable`` lacks the ``ndim`` that ``keras.ops``
     functions read; it is copied into a tensor.
     """
+    reject_ragged(x, "input")
     x = ops.convert_to_tensor(x, dtype=dtype)
     if not hasattr(x, "ndim"):
         x = ops.copy(x)

@@ -7,8 +7,9 @@ part), and asks the concrete loss for one thing, `ListwiseLoss.compute_terms`.
 It then leaves out the lists that cannot be scored and scales the values
 for Keras's reduction (see ``keras_sodeep.losses`` for the conventions).
 Its public methods `is_embeddings`, `standardize_weights`, `standardize`
-and `loss_values` are the interface that wrappers (``CrossBatchMemory``, ``GlobalBatchLoss``)
-use. `RankingLoss` adds the ranker (``ranker=``) and its default.
+and `loss_values` are the interface that wrappers (``CrossBatchMemory``,
+``GlobalBatchLoss``) use. `RankingLoss` adds the ranker (``ranker=``) and
+its default.
 """
 
 import collections
@@ -20,6 +21,7 @@ from keras_sodeep import ranking
 from keras_sodeep._checks import (
     as_tensor,
     check_list_axis,
+    reject_ragged,
     same_shape,
     unpack_y_true,
 )
@@ -339,6 +341,9 @@ class ListwiseLoss(keras.losses.Loss):
         along ``axis=-1`` then weigh the mean of their items' positive
         weights (1 for a 0/1 mask). Other shapes weigh samples as usual.
         """
+        labels, mask = unpack_y_true(y_true)
+        for x, name in ((labels, "y_true"), (mask, "mask"), (y_pred, "y_pred")):
+            reject_ragged(x, name)
         if sample_weight is not None:
             y_true, sample_weight = self.standardize_weights(
                 y_true, y_pred, sample_weight
