@@ -26,15 +26,35 @@ def badge(filename):
 
 
 INSTALL = """\
-# Installs keras-sodeep when it is not importable yet (e.g. on Colab).
+# Installs keras_sodeep when it is not importable yet (e.g. on Colab).
+# It is not on PyPI: build a wheel in a checkout of the repository with
+#     python -m pip wheel --no-deps -w dist .
+# and put dist/keras_sodeep-*.whl beside this notebook (on Colab, upload it
+# to the session's files), or set KERAS_SODEEP_SOURCE to the path of a
+# checkout or of a wheel.
+import glob
+import importlib
 import importlib.util
+import os
 import subprocess
 import sys
 
 if importlib.util.find_spec("keras_sodeep") is None:
-    subprocess.check_call(
-        [sys.executable, "-m", "pip", "install", "-q", "keras-sodeep"]
-    )"""
+    wheels = sorted(
+        glob.glob("keras_sodeep-*.whl") + glob.glob("dist/keras_sodeep-*.whl")
+    )
+    source = os.environ.get("KERAS_SODEEP_SOURCE") or (
+        wheels[-1] if wheels else None
+    )
+    if source is None:
+        raise RuntimeError(
+            "keras_sodeep is not installed, and there is no "
+            f"keras_sodeep-*.whl in {os.getcwd()}: upload the wheel here, "
+            "or set KERAS_SODEEP_SOURCE to a checkout or a wheel."
+        )
+    pip = [sys.executable, "-m", "pip", "install", "-q", source]
+    subprocess.check_call(pip)
+    importlib.invalidate_caches()"""
 
 SETUP = """\
 import os

@@ -1,10 +1,12 @@
-"""The README's complete Python examples run as written.
+"""The complete Python examples of the README and the docs run as written.
 
 A block counts as complete when it starts with an import; each runs in a
 fresh interpreter (one of them configures TensorFlow's devices before
-anything else), and must exit cleanly.
+anything else), and must exit cleanly. A block found in several files runs
+once.
 """
 
+import glob
 import os
 import re
 import subprocess
@@ -15,18 +17,30 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _complete_blocks():
-    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+def _complete_blocks(path):
+    with open(path, encoding="utf-8") as f:
         text = f.read()
     blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
     return [b for b in blocks if b.startswith("import ")]
 
 
-BLOCKS = _complete_blocks()
+README_BLOCKS = _complete_blocks(os.path.join(ROOT, "README.md"))
+DOCS = sorted(
+    glob.glob(os.path.join(ROOT, "docs", "**", "*.md"), recursive=True)
+)
+BLOCKS = list(
+    dict.fromkeys(
+        README_BLOCKS + [b for path in DOCS for b in _complete_blocks(path)]
+    )
+)
 
 
 def test_readme_has_complete_examples():
-    assert len(BLOCKS) >= 2
+    assert len(README_BLOCKS) >= 2
+
+
+def test_docs_have_complete_examples():
+    assert len(BLOCKS) > len(README_BLOCKS)
 
 
 @pytest.mark.parametrize("index", range(len(BLOCKS)))
