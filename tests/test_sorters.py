@@ -465,7 +465,7 @@ def test_gradient_temperature_changes_score_gradients_only(rng, make):
 @pytest.mark.parametrize("groups", [4, 64])
 def test_smooth_ranks_match_a_numpy_transcription(rng, groups):
     from keras_sodeep.ranking import exact_rank
-    from keras_sodeep.sorters.counting import smooth_ranks
+    from keras_sodeep.ranking.smooth import smooth_ranks
 
     x = rng.normal(size=(3, 40)).astype("float32")
     mask = np.ones_like(x, dtype=bool)
@@ -479,7 +479,7 @@ def test_smooth_ranks_match_a_numpy_transcription(rng, groups):
 
 def test_smooth_ranks_ignore_whatever_masked_items_hold(rng):
     from keras_sodeep.ranking import exact_rank
-    from keras_sodeep.sorters.counting import smooth_ranks
+    from keras_sodeep.ranking.smooth import smooth_ranks
 
     x = rng.normal(size=(2, 12)).astype("float32")
     mask = np.ones_like(x, dtype=bool)

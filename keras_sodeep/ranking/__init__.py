@@ -32,11 +32,13 @@ from keras_sodeep.ranking.registry import (
     register_preset_loader,
     register_spec,
 )
+from keras_sodeep.ranking.smooth import QuantileRanker, smooth_ranks
 
 __all__ = [
     "DEFAULT_RANKER",
     "ExactRanker",
     "NeuralSortRanker",
+    "QuantileRanker",
     "Ranker",
     "SigmoidRanker",
     "SorterRanker",
@@ -46,5 +48,6 @@ __all__ = [
     "pad_below_minimum",
     "register_preset_loader",
     "register_spec",
+    "smooth_ranks",
     "sorted_tie_groups",
 ]

@@ -45,7 +45,8 @@ from keras import ops
 
 from keras_sodeep._checks import check_bool, check_float, check_int
 from keras_sodeep.ranking import check_mask, pad_below_minimum
-from keras_sodeep.sorters.counting import smooth_ranks, spread_evenly
+from keras_sodeep.ranking.smooth import smooth_ranks
+from keras_sodeep.sorters.counting import spread_evenly
 
 
 def _masked_min_max(x, mask, count):
@@ -165,7 +166,8 @@ class Sorter(keras.Model):
     Gradient: a sorter's own gradient with respect to its scores is
     whatever its network learned, often sparse or noisy between training
     lists. With ``gradient_temperature`` set, the outputs are unchanged but
-    the scores' gradient is that of `counting.smooth_ranks` instead, a
+    the scores' gradient is that of
+    ``keras_sodeep.ranking.smooth.smooth_ranks`` instead, a
     sigmoid ranking against ``gradient_bins`` quantile groups of the list
     with a width of ``gradient_temperature`` times the list's interquartile
     spread: smooth, dense and scale-free (DESIGN §9.4 measures what each
