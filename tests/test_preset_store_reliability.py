@@ -54,7 +54,7 @@ def _loader_script(tmp_path, env, body):
         textwrap.dedent(
             f"""
             import os, sys
-            sys.path.insert(0, {TESTS_DIR!r})
+            sys.path[:0] = [{TESTS_DIR!r}, {os.path.dirname(TESTS_DIR)!r}]
             os.environ["KERAS_SODEEP_HOME"] = {str(env["home"])!r}
             import test_pretrained
             from keras_sodeep.presets import registry

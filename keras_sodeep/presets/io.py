@@ -48,7 +48,9 @@ def pretrained(name_or_path, trainable=False, smooth_width=None):
         name_or_path: a preset name (see `list_presets`) or the path of a
             preset folder holding ``config.json``, ``model.weights.h5``
             and, optionally, a ``metadata.json`` whose sha256 are checked.
-            A shipped preset's name wins over a folder of the same name.
+            A str that is a shipped preset's name is that preset, even
+            when a folder of that name exists; a path object
+            (``pathlib.Path``) is always a folder.
         trainable: bool, whether the sorter's weights are trainable. Defaults
             to ``False``: a sorter inside a loss is usually frozen.
         smooth_width: positive float or ``None``. With a width ``T``, the
@@ -96,17 +98,18 @@ def pretrained(name_or_path, trainable=False, smooth_width=None):
     if smooth_width is not None:
         width = check_float(smooth_width, "smooth_width")
         overrides = {"gradient_temperature": width, "smooth_outputs": True}
-    return _load(os.fspath(name_or_path), trainable, **overrides)
+    folder_only = not isinstance(name_or_path, str)
+    return _load(os.fspath(name_or_path), trainable, folder_only, **overrides)
 
 
-def _load(key, trainable, **overrides):
+def _load(key, trainable, folder_only, **overrides):
     """`pretrained`, with ``overrides`` of the sorter's constructor config.
 
     The weights are read from the preset's file (never from another
     sorter's variables), so that this also works inside a traced function.
     """
     shipped = registry.shipped_metadata()
-    if key in shipped:
+    if key in shipped and not folder_only:
         metadata = shipped[key]
         paths = files.preset_files(key, metadata)
     elif os.path.isdir(key):

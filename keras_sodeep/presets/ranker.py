@@ -62,6 +62,9 @@ def _check_preset(name):
             f"Received: name={name!r}"
         )
     key = os.fspath(name)
+    if not isinstance(name, str) and os.path.dirname(key) == "":
+        # A path object is a folder, also when named like a preset.
+        key = os.path.join(os.curdir, key)
     known = registry.preset_names()
     if key not in known and not os.path.isdir(key):
         raise ValueError(
@@ -98,8 +101,8 @@ class PresetRanker(SorterRanker):
 
     Args:
         name: a shipped preset's name (see
-            ``keras_sodeep.presets.list_presets``) or a preset folder
-            (str or path).
+            ``keras_sodeep.presets.list_presets``) or a preset folder: a
+            path object, or a str that is not a preset's name.
         smooth_width: positive float or ``None``, the width of the soft
             outputs as a fraction of the list's interquartile spread.
             Defaults to ``None``: the sorter's own outputs.

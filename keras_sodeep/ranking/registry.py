@@ -142,7 +142,7 @@ def _from_string(spec):
                 "Preset folders need `import keras_sodeep`. "
                 f"Received: ranker={os.fspath(spec)!r}"
             )
-        folder = os.path.expanduser(os.fspath(spec))
+        folder = os.path.expanduser(spec) if isinstance(spec, str) else spec
         return _PRESETS[0][0](folder, None)
     prefix, colon, argument = spec.partition(":")
     if prefix in _SPEC_FACTORIES:
