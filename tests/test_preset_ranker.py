@@ -225,3 +225,50 @@ def test_a_preset_whose_weights_changed_is_refused(gru_folder):
     assert recorded["sha256"] == _weights_sha("histogram")
     with pytest.raises(ValueError, match="0{64}"):
         PresetRanker.from_config({**recorded, "sha256": "0" * 64})
+
+
+JAX_SCRIPT = """
+import os, sys
+import jax
+import numpy as np
+from keras_sodeep.presets import PresetRanker
+
+folder, inputs, output = sys.argv[1:]
+x = np.load(inputs)
+
+
+@jax.jit
+def ranks(x):
+    return PresetRanker(folder, smooth_width=0.6)(x)
+
+
+np.save(output, np.asarray(ranks(x)))
+"""
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="runs JAX in a subprocess and compares with TensorFlow here",
+)
+def test_preset_ranker_built_inside_jax_jit(fresh_copy, tmp_path):
+    import subprocess
+    import sys
+
+    x = _scores(5, (3, 11))
+    np.save(tmp_path / "x.npy", x)
+    (tmp_path / "script.py").write_text(JAX_SCRIPT)
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": repo}
+    args = [str(fresh_copy), str(tmp_path / "x.npy"), str(tmp_path / "r.npy")]
+    proc = subprocess.run(
+        [sys.executable, str(tmp_path / "script.py"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    expected = SorterRanker(pretrained(fresh_copy, smooth_width=0.6))(x)
+    np.testing.assert_allclose(
+        np.load(tmp_path / "r.npy"), expected, rtol=1e-5, atol=1e-5
+    )

@@ -16,21 +16,14 @@ def _outside_traces(load):
     A sorter loaded while a ``tf.function`` (``fit``, a custom training
     step, ``jit_compile`` or not) is being traced would create its
     variables inside the graph and never hold the preset's weights:
-    ``tf.init_scope`` lifts the loading out to eager execution, and
-    ``jax.ensure_compile_time_eval`` does the same under ``jax.jit``.
-    (A documented backend branch: Keras has no backend-neutral way out of
-    a trace.)
+    ``tf.init_scope`` lifts the loading out to eager execution. (A
+    documented backend branch: Keras has no backend-neutral way out of a
+    trace. Under ``jax.jit`` the variables hold concrete values anyway.)
     """
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
+    if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
         with tf.init_scope():
-            return load()
-    if backend == "jax":
-        import jax
-
-        with jax.ensure_compile_time_eval():
             return load()
     return load()
 
