@@ -71,7 +71,7 @@ from keras_sodeep.losses import (  # noqa: E402
     SupAPLoss,
     SupRecallAtKLoss,
 )
-from keras_sodeep.preset_store import pretrained  # noqa: E402
+from keras_sodeep.presets import pretrained  # noqa: E402
 from keras_sodeep.ranking import (  # noqa: E402
     DEFAULT_RANKER,
     NeuralSortRanker,

@@ -74,7 +74,7 @@ import numpy as np  # noqa: E402
 
 from keras_sodeep import losses, ranking, synthetic  # noqa: E402
 from keras_sodeep.benchmarking import machine_description  # noqa: E402
-from keras_sodeep.preset_store import presets  # noqa: E402
+from keras_sodeep.presets import list_presets  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")
 
@@ -145,7 +145,7 @@ def default_rankers():
     rankers = [f"sigmoid:{t}" for t in (0.01, 0.1, 1.0, 10.0)]
     rankers += [f"sigmoid:{t}:relative" for t in (0.1, 0.3)]
     rankers += [(f"neuralsort:{t}", NEURALSORT_MAX_N) for t in (0.1, 1.0)]
-    rankers += sorted(presets())
+    rankers += sorted(list_presets())
     rankers.append("default")
     return rankers
 

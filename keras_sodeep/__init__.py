@@ -11,8 +11,9 @@ The public surface, in one screen:
 - ``keras_sodeep.retrieval``: whole-gallery retrieval evaluation.
 - ``keras_sodeep.callbacks``: sorter fine-tuning, retrieval evaluation.
 - ``keras_sodeep.synthetic`` / ``keras_sodeep.training``: sorter training.
-- ``keras_sodeep.pretrained(name)`` / ``keras_sodeep.presets()``: pretrained
-  sorters (module ``keras_sodeep.preset_store``).
+- ``keras_sodeep.presets``: pretrained sorters; ``keras_sodeep.pretrained
+  (name)``, ``keras_sodeep.list_presets()`` and ``keras_sodeep.PresetRanker``
+  (a preset as a ranker).
 
 Importing the package registers the ranker specifications of the modules
 above ``ranking`` (``"untrained:ARCH"``, preset names and folders) with
@@ -21,14 +22,11 @@ above ``ranking`` (``"untrained:ARCH"``, preset names and folders) with
 
 __version__ = "0.1.0"
 
-import sys as _sys
-import types as _types
-
 from keras_sodeep import (
     callbacks,
     losses,
     metrics,
-    preset_store,
+    presets,
     ranking,
     retrieval,
     sorters,
@@ -54,7 +52,7 @@ from keras_sodeep.losses import (
     SupAPLoss,
     SupRecallAtKLoss,
 )
-from keras_sodeep.preset_store import presets, pretrained
+from keras_sodeep.presets import PresetRanker, list_presets, pretrained
 from keras_sodeep.ranking import (
     ExactRanker,
     NeuralSortRanker,
@@ -77,7 +75,7 @@ __all__ = [
     "callbacks",
     "losses",
     "metrics",
-    "preset_store",
+    "presets",
     "ranking",
     "retrieval",
     "sorters",
@@ -96,6 +94,7 @@ __all__ = [
     "MeanReciprocalRankLoss",
     "NDCGLoss",
     "NeuralSortRanker",
+    "PresetRanker",
     "RankLoss",
     "RankedListLoss",
     "RankingLoss",
@@ -113,23 +112,6 @@ __all__ = [
     "SupAPLoss",
     "SupRecallAtKLoss",
     "exact_rank",
+    "list_presets",
     "pretrained",
-    "presets",
 ]
-
-
-class _Package(_types.ModuleType):
-    """Keeps ``keras_sodeep.presets`` the function.
-
-    ``keras_sodeep/presets/`` is the data folder of the shipped presets;
-    ``import keras_sodeep.presets`` would import it as a namespace package
-    and bind it over the `presets` function.
-    """
-
-    def __setattr__(self, name, value):
-        if name == "presets" and isinstance(value, _types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-_sys.modules[__name__].__class__ = _Package

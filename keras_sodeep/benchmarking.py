@@ -43,7 +43,7 @@ import numpy as np
 
 from keras_sodeep import ranking, sorters
 from keras_sodeep.losses import SpearmanLoss
-from keras_sodeep.preset_store import presets
+from keras_sodeep.presets import list_presets
 from keras_sodeep.ranking import DEFAULT_RANKER, exact_rank
 from keras_sodeep.training import cpu_model
 
@@ -123,7 +123,7 @@ def default_rankers(untrained=(), include_presets=True):
             ``"histogram"``): untrained length-generic sorters to include,
             labelled as such. Defaults to ``()``.
         include_presets: bool, whether to include every installed preset
-            (``keras_sodeep.presets()``). Defaults to ``True``.
+            (``keras_sodeep.list_presets()``). Defaults to ``True``.
 
     Returns:
         A list of specifications for `benchmark_rankers`: ``"exact"``, the
@@ -140,7 +140,7 @@ def default_rankers(untrained=(), include_presets=True):
         specs.append("sigmoid:0.1")
     specs.append("neuralsort:1.0")
     if include_presets:
-        specs.extend(sorted(presets()))
+        specs.extend(sorted(list_presets()))
     for name in untrained:
         if name not in UNTRAINED:
             raise ValueError(

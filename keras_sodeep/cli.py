@@ -98,9 +98,9 @@ def _add_demo_command(subparsers):
 
 def _presets(args):
     """Prints the pretrained sorters and their fidelity figures."""
-    from keras_sodeep.preset_store import cache_dir, presets, presets_table
+    from keras_sodeep.presets import cache_dir, list_presets, presets_table
 
-    info = presets()
+    info = list_presets()
     if args.json:
         print(json.dumps(info, indent=2, sort_keys=True))
         return 0

@@ -303,7 +303,7 @@ SORTER = header(
         ## Pretrained sorters
 
         Training to the paper's fidelity takes hours; the package ships
-        trained presets. `keras_sodeep.presets()` lists them with their
+        trained presets. `keras_sodeep.list_presets()` lists them with their
         Table 1 figures, `keras_sodeep.pretrained(name)` loads one (from the
         package, nothing is downloaded), and a preset name works directly
         as a loss's ranker: `keras_sodeep.SpearmanLoss(ranker="histogram")`.
@@ -311,14 +311,14 @@ SORTER = header(
     ),
     code(
         """
-        for name, meta in keras_sodeep.presets().items():
+        for name, meta in keras_sodeep.list_presets().items():
             print(f"{name:<10} {meta['architecture']:<16} "
                   f"seq_len={meta['seq_len']}  L1 {meta['fidelity']['l1']:.4f}")
 
         handcrafted_100 = evaluate_ranker(keras_sodeep.SigmoidRanker(0.1),
                                           seq_len=100, num_lists=EVAL_LISTS,
                                           lengths=())
-        for name in keras_sodeep.presets():
+        for name in keras_sodeep.list_presets():
             figures = evaluate_ranker(keras_sodeep.pretrained(name),
                                       seq_len=100, num_lists=EVAL_LISTS,
                                       lengths=())

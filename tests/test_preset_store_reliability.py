@@ -1,4 +1,4 @@
-"""Reliability of keras_sodeep.preset_store (issue 17, defects 5, 6, 9, 10,
+"""Reliability of keras_sodeep.presets (issue 17, defects 5, 6, 9, 10,
 11, 16): races on the cache, read-only caches, timeouts, killed downloads,
 bad URLs and bad metadata.
 
@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -22,13 +23,12 @@ import pytest
 import test_pretrained
 from test_pretrained import NAME, _closed_url, _files_under, _sha256
 
-from keras_sodeep.preset_store import pretrained
+from keras_sodeep.presets import files, pretrained, registry
 
 # The fixtures of `test_pretrained`: a tiny preset, a server, a cache.
 source = test_pretrained.source
 server = test_pretrained.server
 env = test_pretrained.env
-pretrained_module = test_pretrained.pretrained_module
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -54,11 +54,11 @@ def _loader_script(tmp_path, env, body):
         textwrap.dedent(
             f"""
             import os, sys
-            sys.path.insert(0, {TESTS_DIR!r})
+            sys.path[:0] = [{TESTS_DIR!r}, {os.path.dirname(TESTS_DIR)!r}]
             os.environ["KERAS_SODEEP_HOME"] = {str(env["home"])!r}
             import test_pretrained
-            from keras_sodeep import preset_store
-            preset_store._SHIPPED_DIR = {str(env["shipped"])!r}
+            from keras_sodeep.presets import registry
+            registry.PRESETS_DIR = {str(env["shipped"])!r}
             NAME = {NAME!r}
             """
         )
@@ -109,7 +109,7 @@ def test_stale_file_replaced_by_another_process_is_kept(env, source):
     stale = _stale_cache(env, source)
     good = source["folder"] / "model.weights.h5"
     expected = _sha256(good)
-    real = pretrained_module._sha256_of
+    real = files.sha256_of
 
     def hash_then_replace(f):
         digest = real(f)
@@ -119,11 +119,11 @@ def test_stale_file_replaced_by_another_process_is_kept(env, source):
             os.replace(replacement, stale)
         return digest
 
-    pretrained_module._sha256_of = hash_then_replace
+    files.sha256_of = hash_then_replace
     try:
-        pretrained_module._checked_cache_file(str(stale), expected)
+        files.check_cached_file(str(stale), expected)
     finally:
-        pretrained_module._sha256_of = real
+        files.sha256_of = real
     assert _sha256(stale) == expected
 
 
@@ -150,9 +150,7 @@ def test_read_only_cache_with_a_stale_file_uses_the_shipped_copy(
         os.chmod(stale.parent, 0o555)
         try:
             monkeypatch.setenv("KERAS_SODEEP_HOME", str(env["home"]))
-            monkeypatch.setattr(
-                pretrained_module, "_SHIPPED_DIR", str(env["shipped"])
-            )
+            monkeypatch.setattr(registry, "PRESETS_DIR", str(env["shipped"]))
             pretrained(NAME)
         finally:
             os.chmod(stale.parent, 0o755)
@@ -166,7 +164,7 @@ def test_read_only_cache_without_a_shipped_copy_says_so(
     def read_only(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(pretrained_module.tempfile, "mkdtemp", read_only)
+    monkeypatch.setattr(tempfile, "mkdtemp", read_only)
     with pytest.raises(OSError, match="not writable.*KERAS_SODEEP_HOME"):
         pretrained(NAME)
 
@@ -284,7 +282,7 @@ def test_a_killed_download_is_cleaned_by_the_next_load(
         tmp_path,
         env,
         """
-        from keras_sodeep.preset_store import pretrained
+        from keras_sodeep.presets import pretrained
         pretrained(NAME)
         """,
     )

@@ -1,4 +1,4 @@
-"""Tests of keras_sodeep.preset_store: registry, cache, download, checksums.
+"""Tests of keras_sodeep.presets: registry, cache, download, checksums.
 
 Downloads go to a loopback HTTP server started by the tests; the cache is a
 temporary `KERAS_SODEEP_HOME`.
@@ -6,7 +6,6 @@ temporary `KERAS_SODEEP_HOME`.
 
 import hashlib
 import http.server
-import importlib
 import json
 import os
 import pathlib
@@ -19,9 +18,12 @@ import numpy as np
 import pytest
 
 from keras_sodeep import cli
-from keras_sodeep.preset_store import presets, pretrained, save_preset
-
-pretrained_module = importlib.import_module("keras_sodeep.preset_store")
+from keras_sodeep.presets import (
+    list_presets,
+    pretrained,
+    registry,
+    save_preset,
+)
 
 NAME = "tiny-6"
 SEQ_LEN = 6
@@ -149,7 +151,7 @@ def env(tmp_path, monkeypatch, source):
     (shipped / NAME).mkdir(parents=True)
     shutil.copy(source["folder"] / "metadata.json", shipped / NAME)
     monkeypatch.setenv("KERAS_SODEEP_HOME", str(home))
-    monkeypatch.setattr(pretrained_module, "_SHIPPED_DIR", str(shipped))
+    monkeypatch.setattr(registry, "PRESETS_DIR", str(shipped))
     return {"home": home, "cache": home / "presets", "shipped": shipped}
 
 
@@ -310,7 +312,7 @@ def test_unknown_name_lists_known_ones(env, monkeypatch, tmp_path):
     (env["shipped"] / "other-8" / "metadata.json").write_text("{}")
     with pytest.raises(ValueError, match=f"Known presets: other-8, {NAME}"):
         pretrained("lstm-9999")
-    monkeypatch.setattr(pretrained_module, "_SHIPPED_DIR", str(tmp_path / "x"))
+    monkeypatch.setattr(registry, "PRESETS_DIR", str(tmp_path / "x"))
     with pytest.raises(ValueError, match="none are installed"):
         pretrained("lstm-9999")
     with pytest.raises(TypeError, match="name_or_path"):
@@ -323,7 +325,7 @@ def test_presets_returns_metadata(env, source, monkeypatch):
     monkeypatch.setenv("KERAS_SODEEP_WEIGHTS_URL", "https://example.org/w/")
     (env["shipped"] / "README.md").write_text("not a preset")
     (env["shipped"] / "__pycache__").mkdir()
-    info = presets()
+    info = list_presets()
     assert list(info) == [NAME]
     expected = json.loads((source["folder"] / "metadata.json").read_text())
     assert info[NAME] == {**expected, "url": f"https://example.org/w/{NAME}"}
@@ -362,7 +364,7 @@ def test_presets_cli_prints_a_markdown_table(env, capsys):
 
 
 def test_presets_cli_with_no_preset(monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(pretrained_module, "_SHIPPED_DIR", str(tmp_path))
+    monkeypatch.setattr(registry, "PRESETS_DIR", str(tmp_path))
     assert cli.main(["presets"]) == 0
     out = capsys.readouterr().out
     assert "No pretrained sorter presets are installed" in out
@@ -371,11 +373,11 @@ def test_presets_cli_with_no_preset(monkeypatch, tmp_path, capsys):
 
 def test_shipped_presets_are_well_formed():
     """Every preset shipped with the package is loadable as recorded."""
-    for name, metadata in presets().items():
+    for name, metadata in list_presets().items():
         hashes = metadata["sha256"]
         assert set(hashes) >= {"config.json", "model.weights.h5"}, name
         assert "fidelity" in metadata and "architecture" in metadata, name
-        folder = os.path.join(pretrained_module._SHIPPED_DIR, name)
+        folder = os.path.join(registry.PRESETS_DIR, name)
         for f, expected in hashes.items():
             if os.path.isfile(os.path.join(folder, f)):
                 assert _sha256(os.path.join(folder, f)) == expected, (name, f)
@@ -418,16 +420,14 @@ def test_real_sorters_round_trip(kind, tmp_path, monkeypatch):
     fresh = keras.saving.deserialize_keras_object(config)
     assert np.abs(np.asarray(fresh(x)) - y).max() > 1e-4
 
-    monkeypatch.setattr(
-        pretrained_module, "_SHIPPED_DIR", str(tmp_path / "shipped")
-    )
+    monkeypatch.setattr(registry, "PRESETS_DIR", str(tmp_path / "shipped"))
     monkeypatch.setenv("KERAS_SODEEP_HOME", str(tmp_path / "home"))
     loaded = pretrained(kind)
     assert type(loaded) is type(sorter) and not loaded.trainable
     np.testing.assert_allclose(np.asarray(loaded(x)), y, rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", sorted(presets()))
+@pytest.mark.parametrize("name", sorted(list_presets()))
 def test_shipped_preset_loads_offline_and_matches_its_figures(
     name, tmp_path, monkeypatch
 ):
@@ -441,7 +441,7 @@ def test_shipped_preset_loads_offline_and_matches_its_figures(
     sorter = pretrained(name)
     home = tmp_path / "home"
     assert not home.exists() or not [p for p in home.rglob("*") if p.is_file()]
-    metadata = presets()[name]
+    metadata = list_presets()[name]
     n = metadata["seq_len"] or 100
     scores, target = evaluation_lists(300, n, seed=7)
     predicted = np.asarray(sorter.predict(scores, verbose=0))
@@ -479,13 +479,24 @@ def test_save_preset_leaves_the_optimizer_out(tmp_path):
 
 
 def test_no_public_name_shadows_a_module():
-    import keras_sodeep
-    import keras_sodeep.preset_store as store
-    import keras_sodeep.presets  # noqa: F401 (the shipped data folder)
+    import sys
+    import types
 
-    assert callable(keras_sodeep.presets) and callable(keras_sodeep.pretrained)
+    import keras_sodeep
+    import keras_sodeep.presets as store
+
+    assert callable(keras_sodeep.list_presets)
+    assert callable(keras_sodeep.pretrained)
     assert store.save_preset is save_preset
-    assert keras_sodeep.presets is presets
+    assert keras_sodeep.list_presets is list_presets
+    assert keras_sodeep.presets is store
+    assert isinstance(keras_sodeep.presets, types.ModuleType)
+    # No module-class swap: the package is a plain module.
+    assert type(sys.modules["keras_sodeep"]) is types.ModuleType
+    # The shipped preset folders are inside the subpackage.
+    assert os.path.isfile(
+        os.path.join(registry.PRESETS_DIR, "histogram", "metadata.json")
+    )
 
 
 def test_histogram_smooth_spec():

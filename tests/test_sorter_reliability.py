@@ -9,12 +9,12 @@ import pytest
 import tensorflow as tf
 
 from keras_sodeep import losses
-from keras_sodeep.preset_store import presets, pretrained
+from keras_sodeep.presets import list_presets, pretrained
 from keras_sodeep.ranking import SorterRanker, exact_rank
 from keras_sodeep.sorters import CNNSorter, GRUSorter, LSTMSorter
 
-PRESETS = sorted(presets())
-FIXED = [name for name in PRESETS if presets()[name].get("seq_len")]
+PRESETS = sorted(list_presets())
+FIXED = [name for name in PRESETS if list_presets()[name].get("seq_len")]
 UNTRAINED = {
     "cnn": lambda: CNNSorter(16),
     "lstm": lambda: LSTMSorter(16, units=8, num_layers=1),
@@ -68,7 +68,7 @@ def _l1(ranker, x):
 
 def _trained_on_padded_lists(name):
     """Whether a fixed-length preset saw shorter, padded lists in training."""
-    return isinstance(presets()[name]["training"].get("seq_len"), list)
+    return isinstance(list_presets()[name]["training"].get("seq_len"), list)
 
 
 @pytest.mark.parametrize("n", [8, 20, 50, 75])
@@ -88,7 +88,7 @@ def _trained_on_padded_lists(name):
 )
 def test_fixed_length_preset_ranks_short_lists_or_refuses(name, n):
     ranker = SorterRanker(pretrained(name))
-    full = _l1(ranker, _lists(presets()[name]["seq_len"], num_lists=64))
+    full = _l1(ranker, _lists(list_presets()[name]["seq_len"], num_lists=64))
     try:
         short = _l1(ranker, _lists(n, num_lists=64))
     except ValueError as e:
@@ -105,7 +105,7 @@ def test_fixed_length_preset_ranks_short_lists_or_refuses(name, n):
 @pytest.mark.parametrize("name", FIXED)
 def test_run_time_length_beyond_seq_len_says_so(name):
     ranker = SorterRanker(pretrained(name))
-    seq_len = presets()[name]["seq_len"]
+    seq_len = list_presets()[name]["seq_len"]
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32)])
     def rank(x):
@@ -136,7 +136,7 @@ def test_extreme_scales_give_finite_ranks(name, make, n, scale):
 
 @pytest.mark.parametrize("name", PRESETS)
 def test_tiny_scale_gives_finite_gradients(name):
-    seq_len = presets()[name].get("seq_len") or 50
+    seq_len = list_presets()[name].get("seq_len") or 50
     loss = losses.SpearmanLoss(axis=-1, ranker=pretrained(name))
     y = _lists(seq_len, seed=1)
     p = tf.constant(_lists(seq_len) * 1e-38)

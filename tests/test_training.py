@@ -210,7 +210,7 @@ def test_resolve_ranker():
 
 
 def test_train_sorter_exports_a_checked_preset(tmp_path, capsys):
-    from keras_sodeep.preset_store import pretrained
+    from keras_sodeep.presets import pretrained
 
     out = tmp_path / "preset"
     sorter = build_sorter("gru", 8, units=4, num_layers=1)

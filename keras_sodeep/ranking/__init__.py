@@ -9,8 +9,8 @@ This subpackage is the ground floor of the package: it imports no other
 module of ``keras_sodeep`` but the private argument checks,
 ``keras_sodeep._checks``.
 It holds the one ranker registry, `get`: modules above it add their own
-specifications (`register_spec`, `register_preset_loader`) when the
-package is imported.
+specifications (`register_spec`, `register_presets`) when the package is
+imported.
 """
 
 from keras_sodeep.ranking.exact import (
@@ -28,25 +28,33 @@ from keras_sodeep.ranking.rankers import (
 )
 from keras_sodeep.ranking.registry import (
     DEFAULT_RANKER,
+    DEFAULT_SMOOTH_WIDTH,
+    SMOOTH_SUFFIX,
+    check_saved_ranker,
     get,
-    register_preset_loader,
+    looks_like_path,
+    register_presets,
     register_spec,
 )
 from keras_sodeep.ranking.smooth import QuantileRanker, smooth_ranks
 
 __all__ = [
     "DEFAULT_RANKER",
+    "DEFAULT_SMOOTH_WIDTH",
     "ExactRanker",
     "NeuralSortRanker",
     "QuantileRanker",
     "Ranker",
+    "SMOOTH_SUFFIX",
     "SigmoidRanker",
     "SorterRanker",
     "check_mask",
+    "check_saved_ranker",
     "exact_rank",
     "get",
+    "looks_like_path",
     "pad_below_minimum",
-    "register_preset_loader",
+    "register_presets",
     "register_spec",
     "smooth_ranks",
     "sorted_tie_groups",

@@ -22,40 +22,53 @@ memory per list (no ``n x n`` matrix), invariant to scale and shift,
 L1 about 5e-5 of a rank on the paper's lists of 100. Its gradient is the
 smooth one of ``Sorter(gradient_temperature=0.1)``: inside a loss it moves
 scores toward their target order at any score scale, where a sigmoid
-ranker with a temperature in score units stalls (DESIGN §9.4; the README's
-surrogate table has the figures)."""
+ranker with a temperature in score units stalls (the README's surrogate
+table has the figures)."""
+
+SMOOTH_SUFFIX = "-smooth"
+"""``"PRESET-smooth[:T]"``: a preset with soft outputs of width ``T``."""
+
+DEFAULT_SMOOTH_WIDTH = 0.6
+"""The width ``T`` of ``"PRESET-smooth"`` without one."""
 
 # "PREFIX" or "PREFIX:ARGUMENT" -> factory(argument or None). Higher modules
 # add entries (`keras_sodeep.sorters` adds "untrained"), so that this module
 # imports none of them.
 _SPEC_FACTORIES = {}
-# Loads a preset name or folder; set by `keras_sodeep.preset_store`.
-_PRESET_LOADER = []
+# `(factory, names)` of the presets, set by `keras_sodeep.presets`.
+_PRESETS = []
 
 
-def _temperature(spec, text, default):
+def _number(spec, form, text, default):
+    """The number ``T`` of a specification ``form`` such as ``'sigmoid:T'``.
+
+    ``text`` is the text of ``T`` in ``spec`` (``None`` or empty: the
+    ``default``). The one parser of the numbers of specifications.
+    """
     if not text:
         return default
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
         raise ValueError(
-            f"The temperature in '{spec}' should be a number. "
-            f"Received: {text!r}"
-        ) from None
+            f"In '{form}', T should be a number > 0. Received: ranker={spec!r}"
+        )
+    return value
 
 
 def _temperature_factory(prefix, cls, default):
     def factory(argument):
-        spec = f"{prefix}:{argument}"
-        return cls(temperature=_temperature(spec, argument, default))
+        spec = prefix if argument is None else f"{prefix}:{argument}"
+        return cls(temperature=_number(spec, f"{prefix}:T", argument, default))
 
     return factory
 
 
 def _sigmoid_factory(argument):
     """``"sigmoid"``, ``"sigmoid:T"`` and ``"sigmoid:T:relative"``."""
-    spec = f"sigmoid:{argument}"
+    spec = "sigmoid" if argument is None else f"sigmoid:{argument}"
     text, colon, option = (argument or "").partition(":")
     if colon and option != "relative":
         raise ValueError(
@@ -63,7 +76,8 @@ def _sigmoid_factory(argument):
             f"'sigmoid:T:relative'. Received: ranker={spec!r}"
         )
     return SigmoidRanker(
-        temperature=_temperature(spec, text, 0.1), relative=bool(colon)
+        temperature=_number(spec, "sigmoid:T", text, 0.1),
+        relative=bool(colon),
     )
 
 
@@ -83,13 +97,20 @@ def register_spec(prefix, factory):
     _SPEC_FACTORIES[prefix] = factory
 
 
-def register_preset_loader(loader):
-    """Registers ``loader(name_or_path)``, which loads a preset sorter.
+def register_presets(factory, names):
+    """Registers the ranker of preset names and preset folders.
 
-    `get` calls it for every string that is not a registered specification
-    (``keras_sodeep.preset_store`` registers `pretrained`).
+    `get` calls ``factory(name_or_folder, smooth_width)`` (a ``Ranker``)
+    for a preset name, ``"NAME-smooth[:T]"`` or a folder;
+    ``names()`` returns the known preset names. ``keras_sodeep.presets``
+    registers ``PresetRanker`` and its registry when the package is
+    imported, so that this module imports nothing above it.
+
+    Args:
+        factory: callable ``factory(name, smooth_width) -> Ranker``.
+        names: callable ``names() -> list of str``.
     """
-    _PRESET_LOADER[:] = [loader]
+    _PRESETS[:] = [(factory, names)]
 
 
 register_spec("exact", lambda argument: ExactRanker())
@@ -99,19 +120,51 @@ register_spec(
 )
 
 
+def looks_like_path(spec):
+    """Whether a ``ranker=`` value names a folder rather than a preset.
+
+    A ``pathlib.Path`` (any ``os.PathLike``) does, and so does a string
+    with a path separator or starting with ``.`` or ``~``
+    (``"./my-preset"``, ``"~/presets/x"``, ``"/data/x"``). Any other
+    string is a name: a folder named ``histogram`` in the working
+    directory never replaces the ``histogram`` preset.
+    """
+    if not isinstance(spec, str):
+        return isinstance(spec, os.PathLike)
+    separators = [os.sep] + ([os.altsep] if os.altsep else [])
+    return spec.startswith((".", "~")) or any(s in spec for s in separators)
+
+
 def _from_string(spec):
-    text = os.fspath(spec)
-    prefix, colon, argument = text.partition(":")
-    if not os.path.isdir(text) and prefix in _SPEC_FACTORIES:
+    if looks_like_path(spec):
+        if not _PRESETS:
+            raise ValueError(
+                "Preset folders need `import keras_sodeep`. "
+                f"Received: ranker={os.fspath(spec)!r}"
+            )
+        folder = os.path.expanduser(spec) if isinstance(spec, str) else spec
+        return _PRESETS[0][0](folder, None)
+    prefix, colon, argument = spec.partition(":")
+    if prefix in _SPEC_FACTORIES:
         return _SPEC_FACTORIES[prefix](argument if colon else None)
-    if not _PRESET_LOADER:
-        raise ValueError(
-            "`ranker` should be 'exact', 'sigmoid[:T[:relative]]', "
-            "'neuralsort[:T]', "
-            f"or one of {sorted(_SPEC_FACTORIES)}; preset names need "
-            f"`import keras_sodeep`. Received: ranker={text!r}"
-        )
-    return _PRESET_LOADER[0](text)
+    names = _PRESETS[0][1]() if _PRESETS else []
+    if spec in names:
+        return _PRESETS[0][0](spec, None)
+    preset = prefix[: -len(SMOOTH_SUFFIX)]
+    if prefix.endswith(SMOOTH_SUFFIX) and preset in names:
+        form = f"{prefix}:T"
+        width = _number(spec, form, argument, DEFAULT_SMOOTH_WIDTH)
+        return _PRESETS[0][0](preset, width)
+    known = (
+        ", ".join(names) if names else "none (they need `import keras_sodeep`)"
+    )
+    raise ValueError(
+        "`ranker` should be 'exact', 'sigmoid[:T[:relative]]', "
+        f"'neuralsort[:T]', one of {sorted(_SPEC_FACTORIES)} with its "
+        "argument, a preset name, 'NAME-smooth[:T]' or a preset folder "
+        "(a path: './folder', '/path/to/folder' or a pathlib.Path). "
+        f"Known presets: {known}. Received: ranker={spec!r}"
+    )
 
 
 def get(spec):
@@ -137,12 +190,15 @@ def get(spec):
     - ``"untrained:ARCH"``: an untrained sorter of
       ``keras_sodeep.sorters.ARCHITECTURES`` (see
       ``keras_sodeep.sorters.build_sorter``), a baseline;
-    - ``"PRESET-smooth"`` or ``"PRESET-smooth:T"`` for ``PRESET`` in
-      ``histogram``, ``histogram-small``: the preset with soft outputs of
-      width ``T`` (default 0.6; see
-      ``keras_sodeep.preset_store.smooth_histogram``);
-    - any other string: a preset name or folder, loaded with
-      ``keras_sodeep.pretrained`` (an existing folder wins).
+    - a preset name (``keras_sodeep.list_presets()``):
+      ``keras_sodeep.PresetRanker(name)``, loaded on first use;
+    - ``"NAME-smooth"`` or ``"NAME-smooth:T"``: the preset with soft
+      outputs of width ``T`` (default 0.6),
+      ``PresetRanker(name, smooth_width=T)``;
+    - a preset folder: a ``pathlib.Path``, or a string that looks like a
+      path (see `looks_like_path`): ``PresetRanker(folder)``. A name
+      always means the preset or specification of that name, never a
+      folder of the working directory.
 
     Args:
         spec: the specification.
@@ -158,14 +214,18 @@ def get(spec):
     >>> ranker = ranking.get("sigmoid:0.3:relative")
     >>> ranker.temperature, ranker.relative
     (0.3, True)
-    >>> type(ranking.get(None).sorter).__name__  # the `histogram` preset
+    >>> ranking.get(None)  # the `histogram` preset
+    PresetRanker('histogram')
+    >>> ranking.get("histogram-small-smooth:0.6")
+    PresetRanker('histogram-small', smooth_width=0.6)
+    >>> type(ranking.get(None).sorter).__name__
     'HistogramSorter'
     """
     if spec is None:
         spec = DEFAULT_RANKER
     if isinstance(spec, dict):
         spec = keras.saving.deserialize_keras_object(spec)
-    if isinstance(spec, str) or hasattr(spec, "__fspath__"):
+    if isinstance(spec, (str, os.PathLike)):
         spec = _from_string(spec)
     if isinstance(spec, Ranker):
         return spec
@@ -177,3 +237,47 @@ def get(spec):
         "'sigmoid:T', 'neuralsort:T', 'untrained:ARCH', a preset name or "
         f"folder) or None. Received: ranker={spec!r}"
     )
+
+
+def check_saved_ranker(class_name, config):
+    """Checks the ``ranker`` entry of a loss's config read from a file.
+
+    A loss's config stores its ranker, serialized. A config whose
+    ``ranker`` is ``None`` was written by an earlier version of
+    keras_sodeep, where ``None`` meant that version's default ranker; the
+    default has changed since (the paper's sigmoid, then the ``histogram``
+    preset, then soft presets), so such a loss would silently compute
+    another loss. Call this from the loss's ``from_config``.
+
+    Args:
+        class_name: str, the loss's class name (for the message).
+        config: the loss's config dict.
+
+    Returns:
+        ``config``, unchanged.
+
+    Raises:
+        ValueError: for a config whose ``ranker`` is ``None``; the message
+            says how to load the model.
+
+    Example:
+
+    >>> from keras_sodeep.ranking import check_saved_ranker
+    >>> config = {"axis": 0, "ranker": {"class_name": "ExactRanker"}}
+    >>> check_saved_ranker("SpearmanLoss", config) is config
+    True
+    >>> check_saved_ranker("SpearmanLoss", {"axis": 0, "ranker": None})
+    Traceback (most recent call last):
+    ...
+    ValueError: This SpearmanLoss was saved by an earlier keras_sodeep ...
+    """
+    if "ranker" in config and config["ranker"] is None:
+        raise ValueError(
+            f"This {class_name} was saved by an earlier keras_sodeep with "
+            "its default ranker (its config stores `ranker=None`); the "
+            "default ranker has changed since, so it would compute another "
+            "loss. Load the model with `keras.saving.load_model(path, "
+            "compile=False)` and compile it again with an explicit ranker, "
+            f"e.g. `{class_name}(ranker=...)`."
+        )
+    return config

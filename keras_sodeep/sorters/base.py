@@ -182,7 +182,7 @@ class Sorter(keras.Model):
     regularizes: `keras_sodeep.losses.SpearmanLoss` and
     `keras_sodeep.losses.MeanAveragePrecisionLoss` rank with it by default
     (``"histogram-smooth:T"``, see
-    ``keras_sodeep.preset_store.smooth_histogram``), and its fidelity is
+    ``keras_sodeep.presets.PresetRanker``), and its fidelity is
     that of a sigmoid ranking, not the sorter's.
 
     Args:
@@ -378,7 +378,36 @@ class Sorter(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        return cls(**config)
+        return cls(**upgrade_config(cls, config))
+
+
+def upgrade_config(cls, config):
+    """A sorter config written by an earlier keras_sodeep, in today's terms.
+
+    Saved models keep the config of the sorter of their loss. A key that
+    earlier versions wrote is given its old meaning: a config without
+    ``spread_inputs`` is the paper's sorter (``spread_inputs=False``, the
+    only kind there was); ``gradient_anchors=None`` (no gradient
+    surrogate) is dropped. A key whose old meaning no version has today
+    (``gradient_anchors=N``, a straight-through gradient from a one-pass
+    histogram) is refused with a ``ValueError`` that says how to load the
+    model. Today's configs come back unchanged.
+    """
+    config = dict(config)
+    if cls._has_spread_option and "spread_inputs" not in config:
+        config["spread_inputs"] = False
+    if "gradient_anchors" in config:
+        anchors = config.pop("gradient_anchors")
+        if anchors is not None:
+            raise ValueError(
+                f"This {cls.__name__} was saved by an earlier keras_sodeep "
+                f"with gradient_anchors={anchors!r}, a gradient surrogate "
+                "this version no longer has (today's `gradient_temperature` "
+                "computes another gradient). Load the model with "
+                "`keras.saving.load_model(path, compile=False)` and compile "
+                "it again with a ranker of today."
+            )
+    return config
 
 
 def _bidirectional_stack(cell, units, num_layers, dtype, prefix):

@@ -63,7 +63,7 @@ class HistogramSorter(Sorter):
     n = 100), sorts each list into the quantile groups of the soft
     default of `SpearmanLoss`; `MeanAveragePrecisionLoss`'s soft default
     groups with ``histogram`` (see
-    ``keras_sodeep.preset_store.smooth_histogram``).
+    ``keras_sodeep.presets.PresetRanker``).
 
     Args:
         anchors: tuple of ints >= 3, the number of anchors of each pass.

@@ -3,7 +3,7 @@
 `train_sorter` fits a sorter to the exact normalized ranks of the lists of
 `keras_sodeep.synthetic.synthetic_dataset`, with checkpoints it can resume
 from after a crash, and exports the result as a preset folder (see
-`keras_sodeep.preset_store`). `evaluate_ranker` measures how close a sorter or
+`keras_sodeep.presets`). `evaluate_ranker` measures how close a sorter or
 a ranker comes to the exact ranks, with the protocol of the paper's Table 1
 (DESIGN §9.1), and on held-out distributions (`held_out_figures`).
 `ChunkedEmbeddingModel` trains an embedding model on large batches in

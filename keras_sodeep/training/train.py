@@ -19,10 +19,10 @@ from keras.src.utils import io_utils
 
 from keras_sodeep import sorters
 from keras_sodeep._checks import check_float, check_int, check_seq_len
-from keras_sodeep.preset_store import (
+from keras_sodeep.presets import (
     METADATA_FILE,
-    _read_json,
     pretrained,
+    read_json,
     save_preset,
 )
 from keras_sodeep.synthetic import EVALUATION_SEED, synthetic_dataset
@@ -183,7 +183,7 @@ def _finished_preset(output_dir, settings):
     metadata_path = os.path.join(output_dir, METADATA_FILE)
     if not os.path.isfile(metadata_path) or os.path.isdir(backup_dir):
         return None
-    metadata = _read_json(metadata_path)
+    metadata = read_json(metadata_path)
     _refuse_other_settings(output_dir, metadata.get("settings"), settings)
     io_utils.print_msg(
         f"{output_dir} already holds a trained preset; loading it."
@@ -199,11 +199,11 @@ def _resume_point(output_dir, checkpoint_every, steps, settings):
     progress_path = os.path.join(output_dir, PROGRESS_FILE)
     progress = {}
     if os.path.isfile(progress_path):
-        progress = _read_json(progress_path)
+        progress = read_json(progress_path)
         _refuse_other_settings(output_dir, progress.get("settings"), settings)
     if not os.path.isfile(state_path):
         return 0, 0.0
-    initial_epoch = int(_read_json(state_path)["epoch"])
+    initial_epoch = int(read_json(state_path)["epoch"])
     io_utils.print_msg(
         f"Resuming from step {initial_epoch * checkpoint_every} of "
         f"{steps} (checkpoint in {os.path.join(output_dir, BACKUP_DIR)})."
@@ -292,7 +292,7 @@ def train_sorter(
     raises a ``ValueError``: it neither resumes nor returns that run.
 
     **Export.** ``output_dir`` becomes a preset folder
-    (`keras_sodeep.preset_store.save_preset`): ``config.json``,
+    (`keras_sodeep.presets.save_preset`): ``config.json``,
     ``model.weights.h5`` and ``metadata.json`` with the architecture,
     ``seq_len``, ``training_steps``, ``wall_time_s`` (summed over resumed
     runs), ``hardware``, the training settings, the §9.1 ``fidelity`` of
