@@ -8,7 +8,7 @@ from oracles import smooth_ranks_oracle
 from scipy.stats import rankdata, spearmanr
 from sklearn.metrics import average_precision_score
 
-from keras_sodeep import pretrained
+from keras_sodeep import PresetRanker, pretrained
 from keras_sodeep.losses import (
     MeanAveragePrecisionLoss,
     RankingLoss,
@@ -197,13 +197,15 @@ def test_default_spearman_takes_any_batch_size(rng, n):
     # The default is "histogram-small-smooth:0.6": eq. 4 on the smooth
     # ranks of width 0.6 against 32 quantile groups, the groups from the
     # learned `histogram-small` sorter's rank estimates.
-    assert SpearmanLoss.default_ranker == "histogram-small-smooth:0.6"
+    assert repr(SpearmanLoss().ranker) == (
+        "PresetRanker('histogram-small', smooth_width=0.6)"
+    )
     estimates = np.asarray(pretrained("histogram-small")(p[None]))[0]
     ranks = 0.5 + smooth_ranks_oracle(p.astype("float64"), 32, 0.6, estimates)
     expected = np.mean(((ranks - rankdata(-y)) / n) ** 2)
     np.testing.assert_allclose(value, expected, rtol=1e-3, atol=1e-6)
     # The other losses rank with the near-exact `histogram` preset.
-    assert RankingLoss.default_ranker().sorter.name == "histogram_sorter"
+    assert repr(RankingLoss.default_ranker()) == "PresetRanker('histogram')"
     exact = float(SpearmanLoss(ranker="histogram")(y, p))
     expected = np.mean(((rankdata(-p) - rankdata(-y)) / n) ** 2)
     np.testing.assert_allclose(exact, expected, rtol=1e-2, atol=1e-4)
@@ -214,7 +216,9 @@ def test_default_map_loss_is_smooth_ap_of_width_0_15(rng):
     labels[:2] = 1.0
     scores = rng.normal(size=101).astype("float32")
     value = float(MeanAveragePrecisionLoss(axis=-1)(labels[None], scores[None]))
-    assert MeanAveragePrecisionLoss.default_ranker == "histogram-smooth:0.15"
+    assert repr(MeanAveragePrecisionLoss().ranker) == (
+        "PresetRanker('histogram', smooth_width=0.15)"
+    )
     # Paper eqs. 5-7 on the smooth ranks, among all items and among the
     # positives, each from the NumPy transcription.
     x = scores.astype("float64")
@@ -714,13 +718,18 @@ def test_config_round_trip(loss):
         keras.saving.serialize_keras_object(loss)
     )
     assert type(again) is type(loss) and again.get_config() == config
-    if isinstance(loss.ranker, str):
-        assert config["ranker"] == "lstm-100"  # kept, resolved on first use
+    if isinstance(loss.ranker, PresetRanker):
+        # A preset by name (and its weights' hash), loaded on first use.
+        assert repr(restored.ranker) == repr(loss.ranker)
+        assert not restored.ranker.built
 
 
 def test_preset_names_resolve_lazily(monkeypatch):
-    loss = SpearmanLoss(ranker="some-preset")
-    assert loss._ranker is None  # not looked up at construction
+    loss = SpearmanLoss(ranker="histogram")
+    assert not loss.ranker.built  # not loaded at construction
+    # An unknown name is refused at construction, with the known ones.
+    with pytest.raises(ValueError, match="Known presets"):
+        SpearmanLoss(ranker="some-preset")
 
 
 def test_save_and_load_with_a_real_sorter(rng, tmp_path):
@@ -803,7 +812,7 @@ def test_preset_name_keeps_its_weights_in_fit_and_after_save(rng, tmp_path):
     path = str(tmp_path / "model.keras")
     model.save(path)
     restored = keras.saving.load_model(path)
-    assert restored.loss.get_config()["ranker"] == "cnn-100"
+    assert repr(restored.loss.ranker) == "PresetRanker('cnn-100')"
     np.testing.assert_allclose(
         restored.evaluate(x, y, batch_size=64, verbose=0), expected, rtol=1e-5
     )

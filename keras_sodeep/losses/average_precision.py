@@ -3,8 +3,8 @@
 import keras
 from keras import ops
 
-from keras_sodeep import ranking
 from keras_sodeep.losses.base import RankingLoss
+from keras_sodeep.presets import PresetRanker
 
 
 @keras.saving.register_keras_serializable(package="keras_sodeep")
@@ -70,7 +70,7 @@ class MeanAveragePrecisionLoss(RankingLoss):
     @classmethod
     def default_ranker(cls):
         """The ranker of ``ranker=None`` (see the class docstring)."""
-        return ranking.get("histogram-smooth:0.15")
+        return PresetRanker("histogram", smooth_width=0.15)
 
     def compute_terms(self, labels, scores, valid):
         positive, ranks, pos_ranks, num_pos = self.positive_ranks(

@@ -26,6 +26,7 @@ from keras_sodeep._checks import (
     unpack_y_true,
 )
 from keras_sodeep.losses.embeddings import embedding_labels, embedding_lists
+from keras_sodeep.presets import PresetRanker
 
 Lists = collections.namedtuple(
     "Lists", ["labels", "scores", "valid", "per_item", "moved", "poisoned"]
@@ -393,6 +394,13 @@ class ListwiseLoss(keras.losses.Loss):
             terms = ops.moveaxis(terms, -1, lists.moved)
         return terms
 
+    @classmethod
+    def from_config(cls, config):
+        if "ranker" in config and config["ranker"] is None:
+            # Written by an earlier version, where every loss took one.
+            config = {k: v for k, v in config.items() if k != "ranker"}
+        return super().from_config(config)
+
     def __repr__(self):
         config = self.get_config()
         shown = [
@@ -410,7 +418,11 @@ class RankingLoss(ListwiseLoss):
     A `ListwiseLoss` with a ranker (``ranker=``, any form
     ``keras_sodeep.ranking.get`` accepts). ``ranker=None`` takes the
     class's `default_ranker`, an object: ``repr(loss)`` and ``get_config``
-    show the ranker in use, and a saved model keeps it. Helpers for
+    show the ranker in use, and a saved model keeps it (a preset by name
+    and the sha256 of its weights; a file saved by an earlier version
+    with its default ranker, whose meaning has changed since, is
+    refused with a message saying how to load it). A sorter is wrapped in
+    a frozen ``SorterRanker`` to rank. Helpers for
     `compute_terms`: ``self.rank(scores, mask)`` (the ranker's ranks in
     the loss dtype) and ``self.positive_ranks(labels, scores, valid)``.
 
@@ -452,12 +464,15 @@ class RankingLoss(ListwiseLoss):
         dtype=None,
     ):
         super().__init__(axis=axis, reduction=reduction, name=name, dtype=dtype)
+        if isinstance(ranker, dict):
+            ranker = keras.saving.deserialize_keras_object(ranker)
         if ranker is None:
             ranker = self.default_ranker()
         elif not isinstance(ranker, keras.layers.Layer):
             # A specification (string, path, serialized dict): the object.
             ranker = ranking.get(ranker)
-        # `ranker` as given (a sorter stays a sorter); `_ranker` ranks.
+        # `ranker` as given (a sorter stays a sorter, so that its weights
+        # are saved where earlier versions saved them); `_ranker` ranks.
         self.ranker = ranker
         self._ranker = ranking.get(ranker)
 
@@ -472,7 +487,7 @@ class RankingLoss(ListwiseLoss):
         lists of 100) with the smooth gradient of
         ``Sorter(gradient_temperature=0.1)``. Losses override it.
         """
-        return ranking.get("histogram")
+        return PresetRanker("histogram")
 
     def rank(self, scores, mask):
         """The ranker's ranks of ``scores`` (last axis), in the loss dtype."""
@@ -497,3 +512,10 @@ class RankingLoss(ListwiseLoss):
         config = super().get_config()
         config["ranker"] = keras.saving.serialize_keras_object(self.ranker)
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        # `ranker: None` is the default of an earlier version: refused.
+        return super().from_config(
+            ranking.check_saved_ranker(cls.__name__, config)
+        )

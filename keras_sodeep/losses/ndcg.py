@@ -9,9 +9,9 @@ ranker and put its ranks where the metric has exact ones.
 import keras
 from keras import ops
 
-from keras_sodeep import ranking
 from keras_sodeep._checks import check_float
 from keras_sodeep.losses.base import RankingLoss
+from keras_sodeep.presets import PresetRanker
 
 GAINS = ("exponential", "linear")
 """The gain functions: ``2^g - 1`` and ``g``."""
@@ -132,7 +132,7 @@ class NDCGLoss(RankingLoss):
     @classmethod
     def default_ranker(cls):
         """The ranker of ``ranker=None`` (see the class docstring)."""
-        return ranking.get("histogram-smooth:0.15")
+        return PresetRanker("histogram", smooth_width=0.15)
 
     def compute_terms(self, labels, scores, valid):
         dtype = scores.dtype

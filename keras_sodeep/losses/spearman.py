@@ -3,9 +3,9 @@
 import keras
 from keras import ops
 
-from keras_sodeep import ranking
 from keras_sodeep._checks import check_float
 from keras_sodeep.losses.base import RankingLoss
+from keras_sodeep.presets import PresetRanker
 from keras_sodeep.ranking import exact_rank
 
 
@@ -83,7 +83,7 @@ class SpearmanLoss(RankingLoss):
     @classmethod
     def default_ranker(cls):
         """The ranker of ``ranker=None`` (see the class docstring)."""
-        return ranking.get("histogram-small-smooth:0.6")
+        return PresetRanker("histogram-small", smooth_width=0.6)
 
     def compute_terms(self, labels, scores, valid):
         dtype = scores.dtype

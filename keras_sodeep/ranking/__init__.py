@@ -27,7 +27,6 @@ from keras_sodeep.ranking.rankers import (
     SorterRanker,
 )
 from keras_sodeep.ranking.registry import (
-    DEFAULT_RANKER,
     DEFAULT_SMOOTH_WIDTH,
     SMOOTH_SUFFIX,
     check_saved_ranker,
@@ -39,7 +38,6 @@ from keras_sodeep.ranking.registry import (
 from keras_sodeep.ranking.smooth import QuantileRanker, smooth_ranks
 
 __all__ = [
-    "DEFAULT_RANKER",
     "DEFAULT_SMOOTH_WIDTH",
     "ExactRanker",
     "NeuralSortRanker",

@@ -12,19 +12,6 @@ from keras_sodeep.ranking.rankers import (
     SorterRanker,
 )
 
-DEFAULT_RANKER = "histogram"
-"""The ranker of ``ranker=None``, in a form `get` accepts: SoDeep's learned
-sorter, the shipped ``histogram`` preset.
-
-That preset is a ``keras_sodeep.sorters.HistogramSorter`` trained on
-synthetic lists of 2 to 1,000 items: length-generic, ``O(n)`` time and
-memory per list (no ``n x n`` matrix), invariant to scale and shift,
-L1 about 5e-5 of a rank on the paper's lists of 100. Its gradient is the
-smooth one of ``Sorter(gradient_temperature=0.1)``: inside a loss it moves
-scores toward their target order at any score scale, where a sigmoid
-ranker with a temperature in score units stalls (the README's surrogate
-table has the figures)."""
-
 SMOOTH_SUFFIX = "-smooth"
 """``"PRESET-smooth[:T]"``: a preset with soft outputs of width ``T``."""
 
@@ -178,7 +165,6 @@ def get(spec):
     - a sorter (any Keras layer with the sorter interface, such as a
       ``keras_sodeep.sorters.Sorter``): wrapped in a frozen
       ``SorterRanker``;
-    - ``None``: `DEFAULT_RANKER`;
     - a dict: a serialized ranker (``keras.saving`` form);
     - ``"exact"``: ``ExactRanker()``;
     - ``"sigmoid"`` or ``"sigmoid:T"``: ``SigmoidRanker(T)`` (default 0.1);
@@ -214,15 +200,19 @@ def get(spec):
     >>> ranker = ranking.get("sigmoid:0.3:relative")
     >>> ranker.temperature, ranker.relative
     (0.3, True)
-    >>> ranking.get(None)  # the `histogram` preset
+    >>> ranking.get("histogram")  # a preset, loaded on first use
     PresetRanker('histogram')
     >>> ranking.get("histogram-small-smooth:0.6")
     PresetRanker('histogram-small', smooth_width=0.6)
-    >>> type(ranking.get(None).sorter).__name__
+    >>> type(ranking.get("histogram").sorter).__name__
     'HistogramSorter'
     """
     if spec is None:
-        spec = DEFAULT_RANKER
+        raise TypeError(
+            "`ranker=None` means a loss's own default ranker, which the "
+            "loss gives (`type(loss).default_ranker()`); `ranking.get` "
+            "needs a ranker, a sorter or a specification."
+        )
     if isinstance(spec, dict):
         spec = keras.saving.deserialize_keras_object(spec)
     if isinstance(spec, (str, os.PathLike)):
@@ -235,7 +225,7 @@ def get(spec):
         "`ranker` should be a `keras_sodeep.ranking.Ranker`, a "
         "`keras_sodeep.sorters.Sorter`, a string specification ('exact', "
         "'sigmoid:T', 'neuralsort:T', 'untrained:ARCH', a preset name or "
-        f"folder) or None. Received: ranker={spec!r}"
+        f"folder). Received: ranker={spec!r}"
     )
 
 
