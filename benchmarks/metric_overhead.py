@@ -83,9 +83,7 @@ def _metric_variants():
     ]:
         if hasattr(metrics, name):
             cls = getattr(metrics, name)
-            rows.append(
-                ("listwise", label, lambda c=cls, kw=kwargs: c(**kw))
-            )
+            rows.append(("listwise", label, lambda c=cls, kw=kwargs: c(**kw)))
     return rows
 
 
@@ -95,15 +93,11 @@ def _data(setup):
     rng = np.random.default_rng(0)
     if setup in ("regressor", "classifier"):
         x = rng.normal(size=(4096, 16)).astype("float32")
-        signal = np.tanh(x @ rng.normal(size=16)) + 0.3 * rng.normal(
-            size=4096
-        )
+        signal = np.tanh(x @ rng.normal(size=16)) + 0.3 * rng.normal(size=4096)
         y = signal if setup == "regressor" else (signal > 0.5)
         return x, y.astype("float32")[:, None], 32
     x = rng.normal(size=(1024, 20, 8)).astype("float32")
-    signal = np.tanh(x @ rng.normal(size=8)) + 0.3 * rng.normal(
-        size=(1024, 20)
-    )
+    signal = np.tanh(x @ rng.normal(size=8)) + 0.3 * rng.normal(size=(1024, 20))
     grades = np.digitize(signal, [0.0, 0.5, 0.8, 1.0]).astype("float32")
     return x, grades, 32
 

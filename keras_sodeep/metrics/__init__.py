@@ -45,12 +45,22 @@ relevant item is in the top k), over the base class in `base`.
 
 from keras_sodeep.metrics.average_precision import MeanAveragePrecision
 from keras_sodeep.metrics.base import RankingMetric, default_capacity
-from keras_sodeep.metrics.recall import HitRateAtK, RecallAtK
+from keras_sodeep.metrics.ndcg import DCG, NDCG
+from keras_sodeep.metrics.recall import (
+    HitRateAtK,
+    MeanReciprocalRank,
+    PrecisionAtK,
+    RecallAtK,
+)
 from keras_sodeep.metrics.spearman import SpearmanCorrelation
 
 __all__ = [
+    "DCG",
     "HitRateAtK",
     "MeanAveragePrecision",
+    "MeanReciprocalRank",
+    "NDCG",
+    "PrecisionAtK",
     "RankingMetric",
     "RecallAtK",
     "SpearmanCorrelation",
