@@ -89,6 +89,21 @@ def tied_positions(scores, valid):
     return order, above, ops.maximum(at_or_above - above, 1.0)
 
 
+def _write_rows(variable, start, rows, in_place):
+    """Writes ``rows`` into ``variable`` from row ``start`` on.
+
+    On TensorFlow, ``slice_update`` of a variable's value copies the whole
+    buffer (the value read aliases the variable); a sliced ``assign``
+    writes the rows in place, outside a replicated step. JAX updates
+    donated state in place.
+    """
+    if in_place and keras.backend.backend() == "tensorflow":
+        stop = start + ops.shape(rows)[0]
+        variable.value[start:stop].assign(rows)
+    else:
+        variable.assign(ops.slice_update(variable.value, [start, 0], rows))
+
+
 def _to_numeric_tensor(x, name):
     try:
         x = as_tensor(x)
@@ -326,13 +341,13 @@ class RankingMetric(keras.metrics.Metric):
         start = ops.minimum(
             ops.cast(self.count, "int32"), self._capacity - stored
         )
-        start = [ops.maximum(start, 0), 0]
+        start = ops.maximum(start, 0)
         for variable, value in (
             (self.labels_seen, labels),
             (self.scores_seen, scores),
             (self.weights_seen, weights),
         ):
-            variable.assign(ops.slice_update(variable.value, start, value))
+            _write_rows(variable, start, value, context is None)
         self.count.assign_add(batch_size)
 
     def _values(self, labels, scores, weights):
