@@ -4,8 +4,11 @@ Small models, trained with ``fit`` with no metric and with each metric of
 ``keras_sodeep.metrics`` in ``compile(metrics=...)``; the table gives the
 median epoch time over a few repeats and its ratio to the epoch without a
 metric (Keras's own ``"mae"`` is a reference row). Keras computes every
-metric's ``result()`` after every step (the per-batch logs), so this is
-the cost a user feels.
+metric's ``result()`` after every step (``train_step`` returns the
+metrics' results for the per-batch logs), so a metric over the batch
+axis, exact over every sample seen, sorts them all at every step: its
+cost grows with the samples seen in the epoch, and this is the cost a
+user feels.
 
 - ``regressor``: 4,096 samples of 16 features, ``Dense(32, relu)`` then
   ``Dense(1)``, MSE, batches of 32 (128 steps per epoch); the metrics rank

@@ -89,19 +89,23 @@ def tied_positions(scores, valid):
     return order, above, ops.maximum(at_or_above - above, 1.0)
 
 
-def _write_rows(variable, start, rows, in_place):
+def _write_rows(variable, start, rows):
     """Writes ``rows`` into ``variable`` from row ``start`` on.
 
     On TensorFlow, ``slice_update`` of a variable's value copies the whole
     buffer (the value read aliases the variable); a sliced ``assign``
-    writes the rows in place, outside a replicated step. JAX updates
-    donated state in place.
+    writes the rows in place (outside ``tf.distribute``, whose variables
+    slice into tensors). JAX updates donated state in place.
     """
-    if in_place and keras.backend.backend() == "tensorflow":
-        stop = start + ops.shape(rows)[0]
-        variable.value[start:stop].assign(rows)
-    else:
-        variable.assign(ops.slice_update(variable.value, [start, 0], rows))
+    target = variable.value
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        if isinstance(target, tf.Variable) and not tf.distribute.has_strategy():
+            stop = start + ops.shape(rows)[0]
+            target[start:stop].assign(rows)
+            return
+    variable.assign(ops.slice_update(target, [start, 0], rows))
 
 
 def _to_numeric_tensor(x, name):
@@ -347,7 +351,7 @@ class RankingMetric(keras.metrics.Metric):
             (self.scores_seen, scores),
             (self.weights_seen, weights),
         ):
-            _write_rows(variable, start, value, context is None)
+            _write_rows(variable, start, value)
         self.count.assign_add(batch_size)
 
     def _values(self, labels, scores, weights):
