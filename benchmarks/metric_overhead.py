@@ -24,10 +24,13 @@ times, each variant trains ``--epochs`` epochs in turn (interleaved, so
 that a change of the machine's load touches every variant alike), and
 its epoch time is the median over the repeats of the mean epoch time.
 
+It measures the ``keras_sodeep`` that Python imports (printed under the
+table): from a checkout, put the checkout first on the path.
+
 ```
-python benchmarks/metric_overhead.py              # the table
-python benchmarks/metric_overhead.py --repeats 1 --epochs 1   # a quick look
-KERAS_BACKEND=jax python benchmarks/metric_overhead.py
+PYTHONPATH=. python benchmarks/metric_overhead.py              # the table
+PYTHONPATH=. python benchmarks/metric_overhead.py --repeats 1 --epochs 1
+PYTHONPATH=. KERAS_BACKEND=jax python benchmarks/metric_overhead.py
 ```
 """
 
@@ -180,6 +183,8 @@ def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
+    import keras_sodeep
+
     start = time.time()
     load = os.getloadavg()
     rows = measure(args.epochs, args.repeats)
@@ -192,7 +197,8 @@ def main(argv=None):
             f"repeats of {args.epochs} epochs; {platform.machine()}, "
             f"{os.cpu_count()} CPUs, load average "
             f"{load[0]:.2f} / {os.getloadavg()[0]:.2f} (start / end), "
-            f"{(time.time() - start) / 60:.1f} min.",
+            f"{(time.time() - start) / 60:.1f} min; keras_sodeep from "
+            f"{os.path.dirname(os.path.dirname(keras_sodeep.__file__))}.",
             "",
             "Command: `"
             + f"python benchmarks/metric_overhead.py {command}".strip()
