@@ -210,7 +210,11 @@ def loss_cases(sorter):
 def metric_cases():
     """``{name: metric}``; every metric runs on grades and predictions."""
     from keras_sodeep.metrics import (
+        DCG,
+        NDCG,
         MeanAveragePrecision,
+        MeanReciprocalRank,
+        PrecisionAtK,
         RecallAtK,
         SpearmanCorrelation,
     )
@@ -222,6 +226,11 @@ def metric_cases():
         "map_rows": MeanAveragePrecision(axis=-1),
         "recall_axis0": RecallAtK(5, axis=0, capacity=128),
         "recall_rows": RecallAtK(1),
+        "ndcg_axis0": NDCG(10, axis=0, capacity=128),
+        "ndcg_rows": NDCG(),
+        "dcg_rows": DCG(2, gain="linear"),
+        "mrr_rows": MeanReciprocalRank(),
+        "precision_rows": PrecisionAtK(2),
     }
 
 
@@ -326,7 +335,11 @@ def distributed_inputs(seed=0):
 
 def _compiled_metrics():
     from keras_sodeep.metrics import (
+        DCG,
+        NDCG,
         MeanAveragePrecision,
+        MeanReciprocalRank,
+        PrecisionAtK,
         RecallAtK,
         SpearmanCorrelation,
     )
@@ -338,6 +351,11 @@ def _compiled_metrics():
         MeanAveragePrecision(axis=-1, name="map_rows"),
         RecallAtK(5, axis=0, capacity=256, name="recall_axis0"),
         RecallAtK(2, name="recall_rows"),
+        NDCG(axis=0, capacity=256, name="ndcg_axis0"),
+        NDCG(name="ndcg_rows"),
+        DCG(2, name="dcg_rows"),
+        MeanReciprocalRank(name="mrr_rows"),
+        PrecisionAtK(2, name="precision_rows"),
     ]
 
 

@@ -166,6 +166,36 @@ CASES = [
         (0, -1),
         "relevance",
     ),
+    Case(
+        "ndcg",
+        lambda axis: metrics.NDCG(axis=axis, capacity=256),
+        (0, -1),
+        "relevance",
+    ),
+    Case(
+        "ndcg_at_k_linear",
+        lambda axis: metrics.NDCG(3, "linear", axis=axis, capacity=256),
+        (0, -1),
+        "relevance",
+    ),
+    Case(
+        "dcg_at_k",
+        lambda axis: metrics.DCG(k=3, axis=axis, capacity=256),
+        (0, -1),
+        "relevance",
+    ),
+    Case(
+        "mean_reciprocal_rank",
+        lambda axis: metrics.MeanReciprocalRank(axis=axis, capacity=256),
+        (0, -1),
+        "relevance",
+    ),
+    Case(
+        "precision_at_k",
+        lambda axis: metrics.PrecisionAtK(k=2, axis=axis, capacity=256),
+        (0, -1),
+        "relevance",
+    ),
 ]
 
 

@@ -6,12 +6,14 @@ the tests below check what it reports against one device and against
 scipy / scikit-learn.
 """
 
+import itertools
+
 import keras
 import numpy as np
 import pytest
 from backend_workers import distributed_inputs, run_worker
 from scipy.stats import rankdata, spearmanr
-from sklearn.metrics import average_precision_score
+from sklearn.metrics import average_precision_score, dcg_score, ndcg_score
 
 pytestmark = pytest.mark.skipif(
     keras.backend.backend() != "tensorflow",
@@ -25,6 +27,11 @@ METRICS = [
     "map_rows",
     "recall_axis0",
     "recall_rows",
+    "ndcg_axis0",
+    "ndcg_rows",
+    "dcg_rows",
+    "mrr_rows",
+    "precision_rows",
 ]
 
 
@@ -49,6 +56,30 @@ def _recall_at_k(labels, scores, k):
     tied = (scores[None, :] == scores[:, None]).sum(1)
     share = np.clip((k - above) / tied, 0.0, 1.0)
     return share[relevant].mean()
+
+
+def _over_tie_breaks(labels, scores, value):
+    """Mean of ``value(labels in rank order)`` over every tie-breaking."""
+    results = []
+    for priority in itertools.permutations(range(len(scores))):
+        order = np.lexsort((np.array(priority), -scores))
+        results.append(value(labels[order]))
+    return np.mean(results)
+
+
+def _ndcg(y, s):
+    gain = 2.0**y - 1.0
+    return ndcg_score([gain], [s]) if gain.sum() > 0 else None
+
+
+def _mrr(y, s):
+    if not (y > 0).any():
+        return None
+    return _over_tie_breaks(y, s, lambda r: 1.0 / (np.argmax(r > 0) + 1))
+
+
+def _precision_at_2(y, s):
+    return _over_tie_breaks(y, s, lambda r: (r[:2] > 0).sum() / 2)
 
 
 def _oracles(inputs):
@@ -85,6 +116,17 @@ def _oracles(inputs):
         ),
         "recall_rows": mean_defined(
             _recall_at_k(labels[r], scores[r], 2) for r in rows
+        ),
+        "ndcg_axis0": mean_defined(
+            _ndcg(labels[:, c], scores[:, c]) for c in columns
+        ),
+        "ndcg_rows": mean_defined(_ndcg(labels[r], scores[r]) for r in rows),
+        "dcg_rows": mean_defined(
+            dcg_score([2.0 ** labels[r] - 1.0], [scores[r]], k=2) for r in rows
+        ),
+        "mrr_rows": mean_defined(_mrr(labels[r], scores[r]) for r in rows),
+        "precision_rows": mean_defined(
+            _precision_at_2(labels[r], scores[r]) for r in rows
         ),
     }
 

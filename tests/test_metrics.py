@@ -460,7 +460,7 @@ def test_bad_arguments(make, match):
         (
             np.zeros((4, 3)),
             np.zeros((4, 3)),
-            {"sample_weight": np.ones((4, 3))},
+            {"sample_weight": np.ones((4, 2))},
             "`sample_weight` should hold one weight",
         ),
     ],

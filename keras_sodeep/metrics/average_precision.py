@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_sodeep.metrics.base import RankingMetric, _sums_above
+from keras_sodeep.metrics.base import RankingMetric, sums_above
 from keras_sodeep.ranking import sorted_tie_groups
 
 
@@ -14,8 +14,8 @@ def average_precision(labels, scores, weights):
     order, first, end = sorted_tie_groups(scores)
     w = ops.take_along_axis(weights, order, axis=-1)
     hits = w * ops.take_along_axis(relevant, order, axis=-1)
-    _, seen = _sums_above(w, first, end)
-    _, found = _sums_above(hits, first, end)
+    _, seen = sums_above(w, first, end)
+    _, found = sums_above(hits, first, end)
     positives = ops.sum(hits, axis=-1)
     ap = ops.divide_no_nan(
         ops.sum(hits * ops.divide_no_nan(found, seen), axis=-1), positives

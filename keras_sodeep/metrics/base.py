@@ -10,6 +10,7 @@ from keras_sodeep._checks import (
     same_shape,
     unpack_y_true,
 )
+from keras_sodeep.ranking import sorted_tie_groups
 
 MAX_CAPACITY = 100_000
 """The most samples the ``axis=0`` buffers hold by default."""
@@ -51,8 +52,14 @@ def _replica_context():
     return context
 
 
-def _sums_above(sorted_weights, first, end):
-    """Sums of weights over items scored above (strictly, inclusively)."""
+def sums_above(sorted_weights, first, end):
+    """Sums of weights over items scored above (strictly, inclusively).
+
+    For lists sorted by `keras_sodeep.ranking.sorted_tie_groups`, with
+    ``first`` and ``end`` its tie groups: at each sorted position, the sum
+    of ``sorted_weights`` over the items scored strictly above, and over
+    those scored above or tied (itself included).
+    """
     cumulative = ops.concatenate(
         [
             ops.zeros_like(sorted_weights[..., :1]),
@@ -63,6 +70,42 @@ def _sums_above(sorted_weights, first, end):
     above = ops.take_along_axis(cumulative, first, axis=-1)
     at_or_above = ops.take_along_axis(cumulative, end, axis=-1)
     return above, at_or_above
+
+
+def tied_positions(scores, valid):
+    """The positions each item can take when ties are broken at random.
+
+    Returns ``order`` (the sorting permutation of each last-axis list, by
+    decreasing score) and, at each sorted position, ``above`` (the number
+    of items that take part, ``valid``, scored strictly above) and
+    ``tied`` (those tied with it, itself included; at least 1). Under
+    uniformly random tie-breaking, an item that takes part is at each of
+    the positions ``above + 1, ..., above + tied`` (1-based) with
+    probability ``1 / tied``; items that take no part count nowhere.
+    """
+    order, first, end = sorted_tie_groups(scores)
+    counts = ops.take_along_axis(ops.cast(valid, scores.dtype), order, -1)
+    above, at_or_above = sums_above(counts, first, end)
+    return order, above, ops.maximum(at_or_above - above, 1.0)
+
+
+def _write_rows(variable, start, rows):
+    """Writes ``rows`` into ``variable`` from row ``start`` on.
+
+    On TensorFlow, ``slice_update`` of a variable's value copies the whole
+    buffer (the value read aliases the variable); a sliced ``assign``
+    writes the rows in place (outside ``tf.distribute``, whose variables
+    slice into tensors). JAX updates donated state in place.
+    """
+    target = variable.value
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        if isinstance(target, tf.Variable) and not tf.distribute.has_strategy():
+            stop = start + ops.shape(rows)[0]
+            target[start:stop].assign(rows)
+            return
+    variable.assign(ops.slice_update(target, [start, 0], rows))
 
 
 def _to_numeric_tensor(x, name):
@@ -170,7 +213,9 @@ class RankingMetric(keras.metrics.Metric):
                 f"y_true.shape={tuple(y_true.shape)}, "
                 f"y_pred.shape={tuple(y_pred.shape)}"
             )
-        if len(y_pred.shape) == 1:
+        received = tuple(y_pred.shape)
+        unbatched = len(received) == 1
+        if unbatched:
             # One list: the batch (axis=0) or the only row (axis=-1).
             new_axis = -1 if self.axis == 0 else 0
             y_true = ops.expand_dims(y_true, new_axis)
@@ -184,29 +229,53 @@ class RankingMetric(keras.metrics.Metric):
             # `not <` rather than `>=`: a NaN label is not padding, it makes
             # its list NaN (see `_values`).
             valid = ops.logical_and(valid, ops.logical_not(labels < 0))
+        weights = self._standardize_weights(
+            sample_weight, scores, unbatched, received
+        )
+        if self.axis == 0 or len(weights.shape) == 1:
+            return labels, scores, valid, weights
+        # One weight per item (axis=-1): a weight <= 0 pads its item; the
+        # list's weight is the mean weight of the items that take part.
+        valid = ops.logical_and(valid, ops.logical_not(weights <= 0))
+        taking_part = ops.cast(valid, self.dtype)
+        list_weight = ops.divide_no_nan(
+            ops.sum(ops.where(valid, weights, 0.0), axis=-1),
+            ops.sum(taking_part, axis=-1),
+        )
+        return labels, scores, valid, list_weight
+
+    def _standardize_weights(self, sample_weight, scores, unbatched, shape):
+        """``sample_weight`` as one weight per list or sample, ``(L,)`` /
+        ``(B,)``, or one per item, of the shape of ``scores``."""
         num_weights = ops.shape(scores)[0]
         if sample_weight is None:
-            sample_weight = ops.ones((num_weights,), dtype=self.dtype)
-        else:
-            sample_weight = ops.cast(
-                _to_numeric_tensor(sample_weight, "sample_weight"), self.dtype
-            )
-            shape = tuple(sample_weight.shape)
-            if len(shape) == 2 and shape[-1] == 1:
-                sample_weight = ops.squeeze(sample_weight, -1)
-            if len(sample_weight.shape) == 0:
-                sample_weight = ops.broadcast_to(sample_weight, (num_weights,))
-            what = "sample" if self.axis == 0 else "list"
-            if len(sample_weight.shape) != 1 or not same_shape(
-                tuple(sample_weight.shape), (scores.shape[0],)
-            ):
-                raise ValueError(
-                    f"`sample_weight` should hold one weight per {what}: "
-                    "a scalar or a tensor of shape (B,) or (B, 1). Received: "
-                    f"sample_weight.shape={shape}, "
-                    f"y_pred.shape={tuple(y_pred.shape)}"
-                )
-        return labels, scores, valid, sample_weight
+            return ops.ones((num_weights,), dtype=self.dtype)
+        sample_weight = ops.cast(
+            _to_numeric_tensor(sample_weight, "sample_weight"), self.dtype
+        )
+        received = tuple(sample_weight.shape)
+        if len(received) == 0:
+            return ops.broadcast_to(sample_weight, (num_weights,))
+        if unbatched and self.axis == -1 and len(received) == 1:
+            # The items of the one list.
+            sample_weight = ops.expand_dims(sample_weight, 0)
+        if len(sample_weight.shape) == 2 and same_shape(
+            tuple(sample_weight.shape), tuple(scores.shape)
+        ):
+            return sample_weight  # one weight per item
+        if len(received) == 2 and received[-1] == 1:
+            sample_weight = ops.squeeze(sample_weight, -1)
+        if len(sample_weight.shape) == 1 and same_shape(
+            tuple(sample_weight.shape), (scores.shape[0],)
+        ):
+            return sample_weight
+        what = "sample" if self.axis == 0 else "list"
+        raise ValueError(
+            f"`sample_weight` should hold one weight per {what} (a scalar "
+            "or a tensor of shape (B,) or (B, 1)) or one per item (the "
+            f"shape of `y_pred`). Received: sample_weight.shape={received}, "
+            f"y_pred.shape={shape}"
+        )
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         """Accumulates the lists of a batch.
@@ -214,8 +283,11 @@ class RankingMetric(keras.metrics.Metric):
         Args:
             y_true: labels, or a dict ``{"labels": ..., "mask": ...}``.
             y_pred: scores, of the shape of the labels.
-            sample_weight: optional weights, one per list (``axis=-1``) or
-                one per sample (``axis=0``).
+            sample_weight: optional weights: one per list (``axis=-1``)
+                or per sample (``axis=0``), a scalar or of shape ``(B,)``
+                or ``(B, 1)``; or one per item, of the shape of ``y_pred``,
+                where a weight <= 0 pads its item (see the module
+                docstring).
         """
         labels, scores, valid, sample_weight = self._standardize(
             y_true, y_pred, sample_weight
@@ -253,7 +325,10 @@ class RankingMetric(keras.metrics.Metric):
                 "the batches seen before. Received: "
                 f"y_pred.shape={tuple(scores.shape)}"
             )
-        weights = ops.where(valid, sample_weight[:, None], 0.0)
+        if len(sample_weight.shape) == 1:
+            # Every column of a sample shares its weight.
+            sample_weight = sample_weight[:, None]
+        weights = ops.where(valid, sample_weight, 0.0)
         context = _replica_context()
         if context is not None:
             # Every replica stores the samples of all the replicas.
@@ -270,13 +345,13 @@ class RankingMetric(keras.metrics.Metric):
         start = ops.minimum(
             ops.cast(self.count, "int32"), self._capacity - stored
         )
-        start = [ops.maximum(start, 0), 0]
+        start = ops.maximum(start, 0)
         for variable, value in (
             (self.labels_seen, labels),
             (self.scores_seen, scores),
             (self.weights_seen, weights),
         ):
-            variable.assign(ops.slice_update(variable.value, start, value))
+            _write_rows(variable, start, value)
         self.count.assign_add(batch_size)
 
     def _values(self, labels, scores, weights):
