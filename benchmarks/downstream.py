@@ -63,6 +63,7 @@ from keras_sodeep.losses import (  # noqa: E402
     CrossBatchMemory,
     MeanAveragePrecisionLoss,
     RankedListLoss,
+    RankingLoss,
     RankTripletLoss,
     RecallAtKLoss,
     RecallAtKSurrogateLoss,
@@ -73,7 +74,6 @@ from keras_sodeep.losses import (  # noqa: E402
 )
 from keras_sodeep.presets import pretrained  # noqa: E402
 from keras_sodeep.ranking import (  # noqa: E402
-    DEFAULT_RANKER,
     NeuralSortRanker,
     SigmoidRanker,
     SorterRanker,
@@ -266,7 +266,7 @@ def retrieval_large(loss, seed, epochs):
 
 
 def default_ranker_label():
-    ranker = get_ranker(DEFAULT_RANKER)
+    ranker = get_ranker(RankingLoss.default_ranker())
     temperature = getattr(ranker, "temperature", None)
     name = type(ranker).__name__
     return f"ranker=None: {name}" + (
@@ -276,9 +276,9 @@ def default_ranker_label():
 
 # -- the runs -----------------------------------------------------------------
 
-SPEARMAN_DEFAULT = f"SoDeep default ({SpearmanLoss.default_ranker})"
+SPEARMAN_DEFAULT = f"SoDeep default ({SpearmanLoss.default_ranker()!r})"
 """The row label of `SpearmanLoss()`, with its own default ranker."""
-MAP_DEFAULT = f"SoDeep default ({MeanAveragePrecisionLoss.default_ranker})"
+MAP_DEFAULT = f"SoDeep default ({MeanAveragePrecisionLoss.default_ranker()!r})"
 """The row label of `MeanAveragePrecisionLoss()`."""
 LOSS_DEFAULTS = {"SpearmanLoss": SPEARMAN_DEFAULT, "MAPLoss": MAP_DEFAULT}
 """The row label of each loss whose default is not the learned sorter's."""

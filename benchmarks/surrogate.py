@@ -670,7 +670,7 @@ def _default_description():
     parts = []
     for case in CASES:
         loss = type(_LOSSES[case]("exact"))
-        default = loss.default_ranker or ranking.DEFAULT_RANKER
+        default = repr(loss.default_ranker())
         parts.append(f"{loss.__name__}: `{default}`")
     return "; ".join(parts)
 

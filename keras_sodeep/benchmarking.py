@@ -44,11 +44,11 @@ import numpy as np
 from keras_sodeep import ranking, sorters
 from keras_sodeep.losses import SpearmanLoss
 from keras_sodeep.presets import list_presets
-from keras_sodeep.ranking import DEFAULT_RANKER, exact_rank
+from keras_sodeep.ranking import exact_rank
 from keras_sodeep.training import cpu_model
 
 # The ranker of `SpearmanLoss()`, the loss timed here.
-_DEFAULT = SpearmanLoss.default_ranker or DEFAULT_RANKER
+_DEFAULT = SpearmanLoss.default_ranker()
 
 DEFAULT_VS_REF_TARGET = 2.0
 """The default's target at n = 100: its time over the train step with MSE
@@ -156,8 +156,8 @@ def _build_ranker(spec):
     ranker = ranking.get(_DEFAULT if spec == "default" else spec)
     if isinstance(ranker, ranking.SorterRanker):
         ranker = ranker.sorter
-    if spec == "default" and isinstance(_DEFAULT, str):
-        label = f"{_DEFAULT} (the default)"
+    if spec == "default":
+        label = f"{_DEFAULT!r} (the default)"
     elif spec == "default":
         label = f"{_describe(ranker)} (the default)"
     elif spec == EXACT:

@@ -51,7 +51,7 @@ def _demo(args):
         f"  {split} training and {args.samples - split} held-out samples, "
         f"{args.epochs} epoch{'s' * (args.epochs != 1)}; SpearmanLoss() "
         "ranks with the learned "
-        f"'{SpearmanLoss.default_ranker}' sorter"
+        f"{SpearmanLoss.default_ranker()!r}"
     )
     print("  loss          Spearman rho before   after")
     for name, loss in (("mse", "mse"), ("SpearmanLoss", SpearmanLoss())):
