@@ -123,6 +123,10 @@ class PresetRanker(SorterRanker):
             smooth_width = check_float(smooth_width, "smooth_width")
         self.smooth_width = smooth_width
         self._sorter = None
+        if keras.backend.backend() != "tensorflow":
+            # No way out of a JAX trace to load in: load at construction,
+            # which runs eagerly (the shared sorter makes it cheap).
+            self.sorter  # noqa: B018 (loads it)
 
     @property
     def sorter(self):
