@@ -336,7 +336,7 @@ def test_losses_run_in_float32_under_mixed_precision(rng, policy):
     cases = _mixed_cases(sorter)
     values = {}
     for name, (loss, key) in cases.items():
-        assert loss.ranker.compute_dtype == "float32", name
+        assert loss._ranker.compute_dtype == "float32", name
         value = loss(labels[key], half[key])
         assert keras.backend.standardize_dtype(value.dtype) == "float32"
         values[name] = float(value)

@@ -49,7 +49,10 @@ def test_benchmark_records_each_ranker_and_mode():
         assert 1 <= r["runs"] <= 2 and 0 < r["seconds"]
         assert r["peak_bytes"] is None or r["peak_bytes"] >= 0
     labels = {r["ranker"]: r["label"] for r in records}
-    assert labels["default"] == "histogram-small-smooth:0.6 (the default)"
+    assert (
+        labels["default"]
+        == "PresetRanker('histogram-small', smooth_width=0.6) (the default)"
+    )
     assert labels["exact"].startswith("exact_rank")
 
 
@@ -126,7 +129,10 @@ def test_cli_bench(tmp_path, capsys):
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
     assert out.startswith("| n | ranker | tf.function | peak MiB")
-    assert "| 8 | histogram-small-smooth:0.6 (the default) |" in out
+    assert (
+        "| 8 | PresetRanker('histogram-small', smooth_width=0.6) (the default) |"
+        in out
+    )
     saved = json.loads(path.read_text())
     assert {r["ranker"] for r in saved["records"]} == {
         "dense",
