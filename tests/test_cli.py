@@ -25,7 +25,7 @@ def test_demo_trains_with_both_losses(capsys):
         assert -1.0 <= before <= 1.0 and after > before
     # The demo's point: on a distorted target the rank loss wins.
     assert rows["SpearmanLoss"][1] > rows["mse"][1] + 0.1
-    assert "learned 'histogram-small-smooth:0.6' sorter" in out
+    assert "learned PresetRanker('histogram-small', smooth_width=0.6)" in out
 
 
 def test_cli_train_padded_gives_a_fixed_length_sorter(tmp_path, capsys):
