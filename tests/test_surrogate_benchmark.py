@@ -71,8 +71,10 @@ def test_tiny_run_records_and_skips():
         seeds=1,
         steps=5,
     )
-    # spearman: 2 targets x 3 scales; map: 3 scales; recall: scale 1 only.
-    assert len(records) == 5 * (6 + 3 + 1)
+    # spearman: 2 targets x 3 scales; map and ndcg: 3 scales each;
+    # recall: scale 1 only.
+    assert len(records) == 5 * (6 + 3 + 3 + 1)
+    assert {r["case"] for r in records} == {"spearman", "map", "ndcg", "recall"}
     for r in records:
         if r["ranker"] in ("neuralsort 1", "FixedSorter"):
             assert r["skipped"] and r["mean"] is None
