@@ -32,17 +32,21 @@ ApproxNDCG (``NDCGLoss(ranker=SigmoidRanker(T))``) and ``NDCGLoss()``
 (the default learned ranker).
 
 ```
-python benchmarks/ltr.py                    # 10 seeds, the docs' table
+python benchmarks/ltr.py --records benchmarks/results/ltr.jsonl \
+    --output benchmarks/results/ltr.md      # 10 seeds, the docs' table
 python benchmarks/ltr.py --seeds 2 --epochs 3 --queries 60   # smoke run
 ```
 """
 
 import argparse
+import json
+import logging
 import os
 import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notes
 
 import keras  # noqa: E402
 import keras_rs  # noqa: E402
@@ -131,8 +135,8 @@ def svmlight_queries(path, seed, test_fraction=0.4):
     from sklearn.datasets import load_svmlight_file
 
     features, labels, qid = load_svmlight_file(path, query_id=True)
-    x, grades = keras_sodeep.datasets.ranking_lists(
-        features.toarray(), labels, qid
+    x, grades, _ = keras_sodeep.query_lists.ranking_lists(
+        features, labels, qid
     )
     order = np.random.default_rng(seed).permutation(len(x))
     cut = int(round(len(x) * (1 - test_fraction)))
@@ -240,14 +244,25 @@ def _first_relevant_probability(tied, relevant):
 def run_one(name, make_loss, train, test, seed, epochs):
     x, y = train
     model = scoring_model(x.shape[-1], x.shape[1], seed)
+    loss = make_loss()
     model.compile(
-        keras.optimizers.Adam(LEARNING_RATE),
-        loss=make_loss(),
-        jit_compile=False,
+        keras.optimizers.Adam(LEARNING_RATE), loss=loss, jit_compile=False
     )
+    # The package's losses take padding as per-item sample weights (0 at
+    # the padding); keras-rs's and the functions above mask labels < 0.
+    weights = None
+    if isinstance(loss, keras_sodeep.losses.ListwiseLoss):
+        weights = (y >= 0).astype("float32")
     keras.utils.set_random_seed(seed)
     start = time.perf_counter()
-    model.fit(x, y, batch_size=BATCH_SIZE, epochs=epochs, verbose=0)
+    model.fit(
+        x,
+        y,
+        sample_weight=weights,
+        batch_size=BATCH_SIZE,
+        epochs=epochs,
+        verbose=0,
+    )
     seconds = time.perf_counter() - start
     scores = np.asarray(model.predict(test[0], batch_size=256, verbose=0))
     return {
@@ -295,6 +310,19 @@ def table(records, command):
     return "\n".join(lines) + "\n"
 
 
+def _read_records(path):
+    if not path or not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _append_record(path, record):
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python benchmarks/ltr.py", description=__doc__.split("\n")[0]
@@ -305,6 +333,12 @@ def main(argv=None):
     parser.add_argument("--queries", type=int, default=TRAIN_QUERIES)
     parser.add_argument("--svmlight", default=None)
     parser.add_argument("--output", default=None)
+    parser.add_argument(
+        "--records",
+        default=None,
+        help="a JSON-lines file: finished (loss, seed) runs are read from "
+        "it and skipped, new ones appended (resumes an interrupted run)",
+    )
     args = parser.parse_args(argv)
     for name in ("seeds", "epochs", "queries"):
         if getattr(args, name) < 1:
@@ -312,8 +346,12 @@ def main(argv=None):
     command = "python benchmarks/ltr.py " + " ".join(
         sys.argv[1:] if argv is None else argv
     )
-    records = []
+    records = _read_records(args.records)
+    done = {(r["loss"], r["seed"]) for r in records}
     for seed in range(args.first_seed, args.first_seed + args.seeds):
+        names = [n for n in losses() if (n, seed) not in done]
+        if not names:
+            continue
         if args.svmlight:
             train, test = svmlight_queries(args.svmlight, seed)
         else:
@@ -322,14 +360,19 @@ def main(argv=None):
                 max(TEST_QUERIES * args.queries // TRAIN_QUERIES, 20),
                 10_000 + seed,
             )
-        for name, make_loss in losses().items():
-            record = run_one(name, make_loss, train, test, seed, args.epochs)
+        for name in names:
+            record = run_one(
+                name, losses()[name], train, test, seed, args.epochs
+            )
             records.append(record)
+            _append_record(args.records, record)
             print(
                 f"seed {seed} {name}: NDCG@10 {record['ndcg@10']:.4f} "
                 f"MRR {record['mrr']:.4f} ({record['seconds']:.1f} s)",
                 flush=True,
             )
+    wanted = range(args.first_seed, args.first_seed + args.seeds)
+    records = [r for r in records if r["seed"] in wanted]
     text = table(records, command.strip())
     print(text)
     if args.output:
