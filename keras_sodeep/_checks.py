@@ -67,6 +67,34 @@ def check_float(value, name, positive=True):
     return float(value)
 
 
+def parse_positive_number(text):
+    """``float(text)`` if the text is a finite number > 0, else ``None``."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if 0 < value < math.inf else None
+
+
+def config_repr(obj, config, hidden, attributes=False):
+    """``ClassName(key=value, ...)`` of a config, keys in ``hidden`` left
+    out. With ``attributes``, a value is the attribute of that name where
+    ``obj`` has one (an object itself, not its serialized form); a
+    serialized object is shown by its class."""
+    shown = []
+    for key, value in config.items():
+        if key in hidden:
+            continue
+        if attributes:
+            value = getattr(obj, key, value)
+        if isinstance(value, dict) and "class_name" in value:
+            text = f"{value['class_name']}(...)"
+        else:
+            text = repr(value)
+        shown.append(f"{key}={text}")
+    return f"{type(obj).__name__}({', '.join(shown)})"
+
+
 def check_bool(value, name):
     """Returns ``value`` if it is a bool, else raises a ``TypeError``."""
     if not isinstance(value, bool):

@@ -21,6 +21,7 @@ from keras_sodeep import ranking
 from keras_sodeep._checks import (
     as_tensor,
     check_list_axis,
+    config_repr,
     reject_ragged,
     same_shape,
     unpack_y_true,
@@ -402,13 +403,8 @@ class ListwiseLoss(keras.losses.Loss):
         return super().from_config(config)
 
     def __repr__(self):
-        config = self.get_config()
-        shown = [
-            f"{key}={getattr(self, key, value)!r}"
-            for key, value in config.items()
-            if key not in ("name", "reduction", "dtype")
-        ]
-        return f"{type(self).__name__}({', '.join(shown)})"
+        hidden = ("name", "reduction", "dtype")
+        return config_repr(self, self.get_config(), hidden, attributes=True)
 
 
 @keras.saving.register_keras_serializable(package="keras_sodeep")

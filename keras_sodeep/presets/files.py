@@ -42,6 +42,7 @@ import urllib.parse
 
 import keras
 
+from keras_sodeep._checks import parse_positive_number
 from keras_sodeep.presets import registry
 from keras_sodeep.presets.registry import (
     CONFIG_FILE,
@@ -79,11 +80,8 @@ def _download_timeout():
     value = os.environ.get("KERAS_SODEEP_DOWNLOAD_TIMEOUT")
     if value is None:
         return DOWNLOAD_TIMEOUT
-    try:
-        timeout = float(value)
-    except ValueError:
-        timeout = float("nan")
-    if not 0 < timeout < float("inf"):
+    timeout = parse_positive_number(value)
+    if timeout is None:
         raise ValueError(
             "KERAS_SODEEP_DOWNLOAD_TIMEOUT should be a positive number of "
             f"seconds. Received: {value!r}"

@@ -3,19 +3,12 @@
 import keras
 from keras import ops
 
-from keras_sodeep._checks import check_bool, check_float
+from keras_sodeep._checks import check_bool, check_float, config_repr
 from keras_sodeep.ranking.exact import (
     check_mask,
     exact_rank,
     pad_below_minimum,
 )
-
-
-def _short(value):
-    """A config value for a ranker's repr: a serialized object by class."""
-    if isinstance(value, dict) and "class_name" in value:
-        return f"{value['class_name']}(...)"
-    return repr(value)
 
 
 @keras.saving.register_keras_serializable(package="keras_sodeep")
@@ -73,13 +66,9 @@ class Ranker(keras.layers.Layer):
         return None
 
     def __repr__(self):
-        config = self.get_config()
-        shown = [
-            f"{key}={_short(value)}"
-            for key, value in config.items()
-            if key not in ("name", "trainable", "dtype")
-        ]
-        return f"{type(self).__name__}({', '.join(shown)})"
+        return config_repr(
+            self, self.get_config(), ("name", "trainable", "dtype")
+        )
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -4,6 +4,7 @@ import os
 
 import keras
 
+from keras_sodeep._checks import parse_positive_number
 from keras_sodeep.ranking.rankers import (
     ExactRanker,
     NeuralSortRanker,
@@ -34,11 +35,8 @@ def _number(spec, form, text, default):
     """
     if not text:
         return default
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value < float("inf"):
+    value = parse_positive_number(text)
+    if value is None:
         raise ValueError(
             f"In '{form}', T should be a number > 0. Received: ranker={spec!r}"
         )
