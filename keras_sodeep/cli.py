@@ -145,6 +145,11 @@ def train(args):
             "--min-seq-len should be at most --seq-len. Received: "
             f"--min-seq-len {args.min_seq_len} --seq-len {args.seq_len}"
         )
+    if args.padded and args.min_seq_len is None:
+        raise UsageError(
+            "--padded trains on shorter lists padded to --seq-len: it needs "
+            "--min-seq-len."
+        )
     if args.checkpoint_every is not None and args.steps % args.checkpoint_every:
         raise UsageError(
             "--checkpoint-every should divide --steps (an epoch is "
@@ -156,7 +161,7 @@ def train(args):
     if args.min_seq_len is not None:
         seq_len = (args.min_seq_len, args.seq_len)
     kwargs = _sorter_options(args)
-    if args.padded and args.min_seq_len is not None:
+    if args.padded:
         # A fixed-length sorter that sees shorter lists padded and masked.
         sorter = sorters.build_sorter(args.arch, args.seq_len, **kwargs)
     else:

@@ -129,6 +129,7 @@ def test_help_imports_neither_keras_nor_the_package():
         (["train", "--arch", "gru", "--checkpoint-every", "3"], "divide"),
         (["train", "--arch", "gru", "--min-seq-len", "200"], "at most"),
         (["train", "--arch", "cnn", "--min-seq-len", "5"], "CNN"),
+        (["train", "--arch", "cnn", "--padded"], "needs --min-seq-len"),
         # Issue 24 item 8: nonsense is refused.
         (["demo", "--epochs", "-1"], "--epochs"),
         (["demo", "--epochs", "0"], "--epochs"),
