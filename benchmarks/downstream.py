@@ -1,4 +1,4 @@
-"""The paper's three downstream tasks, small and offline (DESIGN §9.3).
+"""The paper's three downstream tasks, small and offline.
 
 Each SoDeep loss is trained against its usual baseline and with the
 analytic rankers in its place, on data that ships with scikit-learn:

@@ -1,4 +1,4 @@
-"""Peak memory and step time of chunked large batches (DESIGN §7.3).
+"""Peak memory and step time of chunked large batches.
 
 One training step on a batch of 4,000 embeddings, ``RankedListLoss``, a
 small convolutional embedding network on 16 x 16 x 3 inputs: the ordinary

@@ -1,4 +1,4 @@
-"""Surrogate quality: what each ranker does for a rank loss (DESIGN §9.4).
+"""Surrogate quality: what each ranker does for a rank loss.
 
 Forward fidelity says nothing about the gradient. Here free scores, drawn
 independently of their targets, are optimized with Adam on the package's own
@@ -50,16 +50,16 @@ length. "best analytic" is, per cell, the best mean over the
 ``SigmoidRanker`` and ``NeuralSortRanker`` entries.
 
 ```
-keras-sodeep bench --surrogate           # the README table (long)
-keras-sodeep bench --surrogate --quick   # smoke run: n in {16, 100},
+python benchmarks/surrogate.py           # the README table (long)
+python benchmarks/surrogate.py --quick   # smoke run: n in {16, 100},
                                          # paper targets, 2 seeds
-python benchmarks/surrogate.py --quick   # the same
 ```
 
 The seeds run together, as one batch of independent lists whose losses are
 summed: Adam acts element-wise, so this equals separate runs.
 """
 
+import argparse
 import json
 import os
 import sys
@@ -71,9 +71,9 @@ tf = import_tensorflow_quietly()
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from _common import machine_description  # noqa: E402
 
 from keras_sodeep import losses, ranking, synthetic  # noqa: E402
-from keras_sodeep.benchmarking import machine_description  # noqa: E402
 from keras_sodeep.presets import list_presets  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")
@@ -645,7 +645,7 @@ def report(records, command, machine, minutes, settings):
     )
     return "\n".join(
         [
-            "## Surrogate quality (DESIGN §9.4)",
+            "## Surrogate quality",
             "",
             f"Free scores `x = scale * theta`, `theta ~ N(0, 1)` independent "
             f"of the targets, optimized with Adam(lr={settings['lr']}) for "
@@ -675,7 +675,7 @@ def _default_description():
     return "; ".join(parts)
 
 
-def main(
+def run_and_report(
     rankers=None,
     quick=False,
     sizes=None,
@@ -686,7 +686,7 @@ def main(
     seed=0,
     output=None,
     json_path=None,
-    command="keras-sodeep bench --surrogate",
+    command="python benchmarks/surrogate.py",
     log=None,
 ):
     """Runs the benchmark, prints the report and writes it to ``output``.
@@ -755,7 +755,131 @@ def main(
     return 0
 
 
-if __name__ == "__main__":
-    from _keras_sodeep_cli import main as cli_main
+def _comma_list(cast, name):
+    def parse(text):
+        try:
+            values = tuple(cast(v) for v in text.split(",") if v)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"--{name} should be comma-separated values. Received: {text!r}"
+            ) from None
+        if cast is not str and any(not v > 0 for v in values):
+            raise argparse.ArgumentTypeError(
+                f"--{name} should be positive numbers. Received: {text!r}"
+            )
+        return values
 
-    sys.exit(cli_main(["bench", "--surrogate", *sys.argv[1:]]))
+    return parse
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"should be a positive int. Received: {text!r}"
+        )
+    return value
+
+
+def build_parser():
+    """The options of ``python benchmarks/surrogate.py``."""
+    parser = argparse.ArgumentParser(
+        description=(
+            "Free scores optimized with Adam on each loss, per ranker: the "
+            "exact metric reached. Prints a Markdown report and writes it "
+            "to --output."
+        ),
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: n in {16, 100}, paper targets only, 2 seeds",
+    )
+    parser.add_argument(
+        "--sizes",
+        type=_comma_list(int, "sizes"),
+        default=None,
+        help="comma-separated list lengths (default: 16,100,1000)",
+    )
+    parser.add_argument(
+        "--scales",
+        type=_comma_list(float, "scales"),
+        default=None,
+        help="initial score scales (default: 0.01,1,100)",
+    )
+    parser.add_argument(
+        "--cases",
+        type=_comma_list(str, "cases"),
+        default=None,
+        help=f"subset of {','.join(CASES)} (default: all)",
+    )
+    parser.add_argument(
+        "--rankers",
+        type=_comma_list(str, "rankers"),
+        default=None,
+        help="comma-separated rankers: default, sigmoid[:T], "
+        "sigmoid:T:relative, neuralsort[:T], untrained:ARCH, preset names "
+        "or folders (default: see `default_rankers`)",
+    )
+    parser.add_argument(
+        "--seeds", type=_positive_int, default=None, help="seeds (default: 3)"
+    )
+    parser.add_argument(
+        "--steps",
+        type=_positive_int,
+        default=STEPS,
+        help=f"Adam steps (default: {STEPS})",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--output",
+        default=None,
+        help="Markdown report (default: benchmarks/results/surrogate.md)",
+    )
+    parser.add_argument(
+        "--json", help="also write the records to this file as JSON"
+    )
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress lines on stderr"
+    )
+    return parser
+
+
+def main(argv=None):
+    """Runs ``python benchmarks/surrogate.py [options]``; returns 0."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for case in args.cases or ():
+        if case not in CASES:
+            parser.error(
+                f"--cases should be among {','.join(CASES)}. Received: {case!r}"
+            )
+    command = ["python benchmarks/surrogate.py"] + ["--quick"] * args.quick
+    for flag in ("sizes", "scales", "cases", "rankers"):
+        if getattr(args, flag):
+            values = ",".join(map(str, getattr(args, flag)))
+            command.append(f"--{flag} {values}")
+    for flag, default in (("seeds", None), ("steps", STEPS), ("seed", 0)):
+        if getattr(args, flag) != default:
+            command.append(f"--{flag} {getattr(args, flag)}")
+    return run_and_report(
+        rankers=args.rankers,
+        quick=args.quick,
+        sizes=args.sizes,
+        scales=args.scales or SCALES,
+        cases=args.cases or CASES,
+        seeds=args.seeds,
+        steps=args.steps,
+        seed=args.seed,
+        output=args.output,
+        json_path=args.json,
+        command=" ".join(command),
+        log=None if args.quiet else lambda line: print(line, file=sys.stderr),
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

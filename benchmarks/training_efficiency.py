@@ -78,9 +78,9 @@ tf = import_tensorflow_quietly()
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from _common import machine_description  # noqa: E402
 
 from keras_sodeep import sorters  # noqa: E402
-from keras_sodeep.benchmarking import machine_description  # noqa: E402
 from keras_sodeep.training import evaluate_ranker, train_sorter  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")

@@ -4,7 +4,7 @@ Importing this module registers ``sodeep_synthetic`` with TFDS. The dataset
 is generated offline and deterministically on the first
 ``tfds.load("sodeep_synthetic")`` (nothing is downloaded), from
 `keras_sodeep.synthetic.evaluation_lists`: the evaluation lists of the
-paper's Table 1 protocol (DESIGN §9.1), the same as
+paper's Table 1 protocol, the same as
 `keras_sodeep.training.evaluate_ranker` uses.
 
 Configs:
@@ -57,7 +57,7 @@ class SodeepSynthetic(tfds.core.GeneratorBasedBuilder):
     """Synthetic score lists and their exact normalized ranks (SoDeep)."""
 
     VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "The lists of DESIGN §9.1."}
+    RELEASE_NOTES = {"1.0.0": "The standard sorter evaluation lists."}
     BUILDER_CONFIGS = [
         SodeepSyntheticConfig(
             name="standard",

@@ -58,7 +58,7 @@ GENERATORS = (
 """Names of the generators of the ``"paper"`` mix, in the reference order."""
 
 EVALUATION_SEED = 2019
-"""Seed of the standard evaluation lists (DESIGN §9.1)."""
+"""Seed of the standard evaluation lists (the paper's Table 1 protocol)."""
 
 _EVALUATION_BLOCK = 1000  # Lists generated per block of the evaluation set.
 _NUM_DRAWS = 12  # Independent random streams used per batch.
@@ -285,7 +285,7 @@ def synthetic_dataset(
 
 
 def evaluation_lists(num_lists=10000, seq_len=100, seed=EVALUATION_SEED):
-    """The standard evaluation lists of the §9.1 protocol, as NumPy arrays.
+    """The standard evaluation lists of the fidelity protocol, as NumPy arrays.
 
     ``num_lists`` lists of ``seq_len`` items from the ``"paper"`` mix. The
     lists are drawn in blocks of 1,000 from `synthetic_dataset` with
@@ -323,7 +323,7 @@ def evaluation_lists(num_lists=10000, seq_len=100, seed=EVALUATION_SEED):
 
 
 # ---------------------------------------------------------------------------
-# Held-out distributions (DESIGN §9.1): never part of the training mix.
+# Held-out distributions: never part of the training mix.
 # ---------------------------------------------------------------------------
 
 HELD_OUT = (
@@ -385,7 +385,7 @@ def held_out_lists(
 ):
     """Lists from a held-out distribution and their ranks, as NumPy arrays.
 
-    The distributions of DESIGN §9.1 that no sorter trains on: real model
+    The distributions that no sorter trains on: real model
     outputs have wide ranges, outliers, skew, clusters and near-ties. Per
     list of ``n`` items (``N(m, s)`` has standard deviation ``s``):
 

@@ -1,12 +1,11 @@
-"""Tests of benchmarks/downstream.py, the downstream tasks (DESIGN §9.3)."""
+"""Tests of benchmarks/downstream.py, the downstream tasks."""
 
 import numpy as np
 import pytest
+from benchmark_scripts import load
 from scipy.stats import ttest_rel
 
-from keras_sodeep.cli import _load_benchmark
-
-downstream = _load_benchmark("downstream")
+downstream = load("downstream")
 
 
 @pytest.mark.parametrize(

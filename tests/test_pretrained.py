@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_sodeep import cli
+import _keras_sodeep_cli as cli
 from keras_sodeep.presets import (
     list_presets,
     pretrained,

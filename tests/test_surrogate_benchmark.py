@@ -2,18 +2,19 @@
 
 import contextlib
 import io
+import re
 
 import keras
 import numpy as np
 import pytest
+from benchmark_scripts import load
 from scipy.stats import spearmanr
 from sklearn.metrics import average_precision_score
 from sklearn.neighbors import NearestNeighbors
 
-from keras_sodeep.cli import _load_benchmark, main
 from keras_sodeep.ranking import NeuralSortRanker, SigmoidRanker
 
-surrogate = _load_benchmark("surrogate")
+surrogate = load("surrogate")
 
 
 class FixedSorter(keras.Model):
@@ -119,14 +120,12 @@ def test_seeds_batched_equal_separate_runs():
         )
 
 
-def test_cli_writes_the_report(tmp_path):
+def test_script_writes_the_report(tmp_path):
     out = tmp_path / "surrogate.md"
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
-        code = main(
+        code = surrogate.main(
             [
-                "bench",
-                "--surrogate",
                 "--quick",
                 "--sizes",
                 "8",
@@ -148,14 +147,25 @@ def test_cli_writes_the_report(tmp_path):
     assert text == stdout.getvalue().rstrip("\n") + "\n"
     assert "| n | scale | sigmoid 0.1 | neuralsort 1 | best analytic |" in text
     assert (
-        "Command: `keras-sodeep bench --surrogate --quick --sizes 8 "
+        "Command: `python benchmarks/surrogate.py --quick --sizes 8 "
         "--scales" not in text
     )
     assert (
-        "Command: `keras-sodeep bench --surrogate --quick --sizes 8 --cases "
+        "Command: `python benchmarks/surrogate.py --quick --sizes 8 --cases "
         "map --rankers sigmoid:0.1,neuralsort:1.0 --seeds 1 --steps 3`"
     ) in text
     assert "Machine: " in text
+
+
+def test_script_refuses_bad_options(capsys):
+    for argv in (["--sizes", "-1"], ["--sizes", "0"], ["--steps", "0"]):
+        with pytest.raises(SystemExit) as exit_info:
+            surrogate.main(argv)
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert re.search(
+            r"error: argument --\w+: .*should be (a )?positive", err
+        )
 
 
 def test_default_set_has_the_scale_free_sigmoid_spec():

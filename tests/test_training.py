@@ -27,6 +27,8 @@ from keras_sodeep.synthetic import (
     held_out_lists,
 )
 from keras_sodeep.training import (
+    RUN_MARKER,
+    RunFolderError,
     evaluate_ranker,
     fidelity_figures,
     held_out_figures,
@@ -345,6 +347,110 @@ def test_train_sorter_bad_arguments():
         build_sorter("cnn", (5, 10))
 
 
+def _files(folder):
+    """Every file under `folder`, by relative path, with its bytes."""
+    found = {}
+    for root, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                found[os.path.relpath(path, folder)] = f.read()
+    return found
+
+
+def test_train_sorter_refuses_a_folder_it_did_not_create(tmp_path):
+    """Issue 24 item 1: a folder that is not a run folder stays untouched."""
+    folder = tmp_path / "mine"
+    (folder / "backup").mkdir(parents=True)
+    (folder / "backup" / "thesis.tex").write_text("years of work")
+    (folder / "config.json").write_text('{"mine": true}')
+    (folder / "training_log.csv").write_text("epoch,loss\n0,1.5\n")
+    before = _files(folder)
+    kwargs = dict(seq_len=6, steps=2, batch_size=4, eval_lists=0, verbose=0)
+    with pytest.raises(RunFolderError, match="no keras_sodeep_run.json"):
+        train_sorter("gru", output_dir=folder, **kwargs)
+    assert _files(folder) == before
+    # One file is enough to refuse it, whatever its name.
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("notes")
+    with pytest.raises(ValueError, match="not a training run folder"):
+        train_sorter("gru", output_dir=str(other), **kwargs)
+    assert _files(other) == {"notes.txt": b"notes"}
+    path = tmp_path / "file.txt"
+    path.write_text("text")
+    with pytest.raises(RunFolderError, match="is a file"):
+        train_sorter("gru", output_dir=str(path), **kwargs)
+    assert path.read_text() == "text"
+
+
+def test_train_sorter_touches_only_the_files_of_its_run(tmp_path, capsys):
+    """A run folder: marked, resumable, and other files are left alone."""
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1:
+                raise RuntimeError("interrupted")
+
+    folder = tmp_path / "run"
+    folder.mkdir()  # An empty folder becomes a run folder.
+    kwargs = dict(
+        seq_len=6,
+        steps=20,
+        batch_size=4,
+        checkpoint_every=10,
+        output_dir=str(folder),
+        eval_lists=0,
+        verbose=0,
+    )
+    with pytest.raises(RuntimeError, match="interrupted"):
+        train_sorter(
+            build_sorter("gru", 6, units=2, num_layers=1),
+            callbacks=[Interrupt()],
+            **kwargs,
+        )
+    marker = json.loads((folder / RUN_MARKER).read_text())
+    assert {"backup", "training_log.csv", "progress.json"} <= set(
+        marker["files"]
+    )
+    # Files the run did not write: one with a name the export would
+    # overwrite is refused; others stay as they are.
+    (folder / "notes.txt").write_text("my notes")
+    (folder / "config.json").write_text('{"mine": true}')
+    with pytest.raises(RunFolderError, match="config.json, which the run"):
+        train_sorter(build_sorter("gru", 6, units=2, num_layers=1), **kwargs)
+    assert (folder / "config.json").read_text() == '{"mine": true}'
+    # Refused before it trained: the checkpoint is where it was.
+    state = json.loads(
+        (folder / "backup" / "training_metadata.json").read_text()
+    )
+    assert state["epoch"] == 1
+    (folder / "config.json").unlink()
+    capsys.readouterr()
+    sorter, metadata = train_sorter(
+        build_sorter("gru", 6, units=2, num_layers=1), **kwargs
+    )
+    assert "Resuming from step 10 of 20" in capsys.readouterr().out
+    assert int(sorter.optimizer.iterations.numpy()) == 20
+    assert (folder / "notes.txt").read_text() == "my notes"
+    assert not (folder / "backup").exists()
+    files = set(os.listdir(folder))
+    assert files == {
+        RUN_MARKER,
+        "notes.txt",
+        "training_log.csv",
+        "config.json",
+        "model.weights.h5",
+        "metadata.json",
+    }
+    marker = json.loads((folder / RUN_MARKER).read_text())
+    assert files - {"notes.txt"} <= set(marker["files"])
+    # Finished: the same call loads the preset it wrote.
+    capsys.readouterr()
+    train_sorter(build_sorter("gru", 6, units=2, num_layers=1), **kwargs)
+    assert "already holds a trained preset" in capsys.readouterr().out
+
+
 def test_build_sorter_sizes():
     lstm = build_sorter("lstm", 8, units=4, num_layers=1)
     assert (lstm.seq_len, lstm.units, lstm.num_layers) == (8, 4, 1)
@@ -364,7 +470,7 @@ def _cli_env():
 
 
 def test_cli_evaluate_prints_a_markdown_table():
-    from keras_sodeep.cli import main
+    from _keras_sodeep_cli import main
 
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
@@ -400,7 +506,7 @@ def test_cli_train_resumes_after_sigkill(tmp_path):
     out = tmp_path / "preset"
     steps, every = 600, 10
     command = [
-        sys.executable, "-m", "keras_sodeep.cli", "train",
+        sys.executable, "-m", "_keras_sodeep_cli", "train",
         "--arch", "gru", "--units", "4", "--num-layers", "1",
         "--seq-len", "8", "--steps", str(steps), "--batch-size", "8",
         "--checkpoint-every", str(every), "--output", str(out),

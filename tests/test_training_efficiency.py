@@ -5,10 +5,9 @@ import json
 import math
 
 import pytest
+from benchmark_scripts import load
 
-from keras_sodeep.cli import _load_benchmark
-
-efficiency = _load_benchmark("training_efficiency")
+efficiency = load("training_efficiency")
 
 
 def test_configuration_names():

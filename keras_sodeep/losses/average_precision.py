@@ -31,7 +31,7 @@ class MeanAveragePrecisionLoss(RankingLoss):
 
     The default ranker is ``"histogram-smooth:0.15"``: the learned,
     length-generic ``histogram`` sorter with soft outputs (see
-    ``keras_sodeep.preset_store.smooth_histogram``), each item ranked by a
+    ``keras_sodeep.presets.smooth_histogram``), each item ranked by a
     sigmoid against the means of 64 quantile groups of its list, 0.15
     times the list's interquartile spread wide. Scale-free and ``O(n)``
     per list; on the downstream mosaics it trained better than the

@@ -30,17 +30,16 @@ class SpearmanLoss(RankingLoss):
     The default ranker is ``"histogram-small-smooth:0.6"``: the learned,
     length-generic ``histogram-small`` sorter (three counting passes of 16
     anchors) with ``smooth_outputs=True`` and ``gradient_temperature=0.6``
-    (see ``keras_sodeep.preset_store.smooth_histogram``). The sorter sorts
+    (see ``keras_sodeep.presets.smooth_histogram``). The sorter sorts
     each list into 32 quantile groups; the loss sees each item ranked by a
     sigmoid against the groups' mean scores, 0.6 times the list's
     interquartile spread wide. Scale-free (any scale of ``y_pred``
     trains), ``O(n)`` per list (any batch size), and soft: the loss keeps
     asking for a margin between items once their order is right, where an
     exact-valued ranker lets a regression network overfit the order of
-    its training batches (DESIGN §9.4 and the README's downstream section
-    give the figures). ``ranker="histogram"`` (``DEFAULT_RANKER``) gives
-    the 4-pass sorter's own near-exact ranks with the smooth gradient
-    only.
+    its training batches (the surrogate-quality and downstream benchmarks
+    give the figures). ``ranker="histogram"`` gives the 4-pass sorter's
+    own near-exact ranks with the smooth gradient only.
 
     Args:
         ranker: a ranker, a sorter, a preset name or ``None`` (see the module

@@ -170,9 +170,9 @@ class Sorter(keras.Model):
     ``keras_sodeep.ranking.smooth.smooth_ranks`` instead, a
     sigmoid ranking against ``gradient_bins`` quantile groups of the list
     with a width of ``gradient_temperature`` times the list's interquartile
-    spread: smooth, dense and scale-free (DESIGN §9.4 measures what each
-    choice does inside a loss). The sorter's weights keep their own
-    gradient, so training and fine-tuning are unaffected.
+    spread: smooth, dense and scale-free (the surrogate-quality benchmark
+    measures what each choice does inside a loss). The sorter's weights
+    keep their own gradient, so training and fine-tuning are unaffected.
 
     With ``smooth_outputs=True`` as well, the outputs are that smooth
     ranking itself, value and gradient (``(1/2 + smooth_ranks) / n``): the

@@ -5,9 +5,9 @@
 from after a crash, and exports the result as a preset folder (see
 `keras_sodeep.presets`). `evaluate_ranker` measures how close a sorter or
 a ranker comes to the exact ranks, with the protocol of the paper's Table 1
-(DESIGN §9.1), and on held-out distributions (`held_out_figures`).
+and on held-out distributions (`held_out_figures`).
 `ChunkedEmbeddingModel` trains an embedding model on large batches in
-chunks, with the one-pass gradient (DESIGN §7.3).
+chunks, with the one-pass gradient.
 """
 
 from keras_sodeep.training.chunked import ChunkedEmbeddingModel
@@ -20,6 +20,8 @@ from keras_sodeep.training.fidelity import (
     held_out_table,
 )
 from keras_sodeep.training.train import (
+    RUN_MARKER,
+    RunFolderError,
     cpu_model,
     hardware_description,
     train_sorter,
@@ -28,6 +30,8 @@ from keras_sodeep.training.train import (
 __all__ = [
     "ChunkedEmbeddingModel",
     "LENGTHS",
+    "RUN_MARKER",
+    "RunFolderError",
     "cpu_model",
     "evaluate_ranker",
     "fidelity_figures",

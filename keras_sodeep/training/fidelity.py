@@ -1,4 +1,9 @@
-"""How close a sorter or ranker comes to the exact ranks (DESIGN §9.1)."""
+"""How close a sorter or ranker comes to the exact ranks.
+
+The protocol is the paper's Table 1 (lists of the ``"paper"`` mix, the
+standard evaluation seed), plus rescaled lists, a sweep of lengths and
+the held-out distributions of `keras_sodeep.synthetic.held_out_lists`.
+"""
 
 import keras
 import numpy as np
@@ -16,7 +21,7 @@ LENGTHS = (10, 50, 100, 200, 500, 1000)
 
 
 def fidelity_figures(predicted, target):
-    """The §9.1 figures of predicted normalized ranks against exact ones.
+    """The fidelity figures of predicted normalized ranks against exact ones.
 
     For lists of ``n`` items, with ``r_hat = n * predicted`` and
     ``r = n * target``:
@@ -104,7 +109,7 @@ def _padded_predictions(sorter, scores, batch_size):
 
 
 def held_out_figures(predict, seq_len, num_lists, seed, paper_l1):
-    """The L1 on each held-out distribution (DESIGN §9.1) and the worst.
+    """The L1 on each held-out distribution and the worst of them.
 
     Args:
         predict: a function from scores ``(num_lists, seq_len)`` to
@@ -151,8 +156,8 @@ def evaluate_ranker(
     """Measures a sorter or a ranker with the paper's Table 1 protocol.
 
     Draws ``num_lists`` lists of ``seq_len`` items from the ``"paper"`` mix
-    with `keras_sodeep.synthetic.evaluation_lists` (the standard split of
-    DESIGN §9.1 with the default seed), compares the predicted normalized
+    with `keras_sodeep.synthetic.evaluation_lists` (the standard evaluation
+    lists with the default seed), compares the predicted normalized
     ranks with the exact ones (`fidelity_figures`), and repeats the L1 on
     the same lists mapped by ``x -> 1000 x + 50`` and ``x -> 0.001 x``. A
     ranker's output (ranks in ``[1, n]``) is divided by ``n``; a sorter's

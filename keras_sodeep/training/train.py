@@ -1,10 +1,16 @@
 """`train_sorter`: fit a sorter on synthetic lists, resumable, and export it.
 
 The parts, in the order they run: `_check_settings` (arguments),
-`_finished_preset` (a finished run in ``output_dir`` is loaded, or refused
-if its settings differ), `_resume_point` (an interrupted run resumes),
-`_checkpoint_callbacks` (backup and log), ``fit``, then `evaluate_ranker`
-and `_export` (the preset folder).
+`_claim_run_folder` (``output_dir`` is new or empty and becomes a run
+folder, or is one already), `_finished_preset` (a finished run in
+``output_dir`` is loaded, or refused if its settings differ),
+`_resume_point` (an interrupted run resumes), `_checkpoint_callbacks`
+(backup and log), ``fit``, then `evaluate_ranker` and `_export` (the preset
+folder).
+
+A run folder holds ``keras_sodeep_run.json`` (`RUN_MARKER`), which lists
+the files the run wrote there; a run writes, overwrites or deletes only
+those, and refuses any other folder that is not empty.
 """
 
 import json
@@ -17,10 +23,12 @@ import keras
 import numpy as np
 from keras.src.utils import io_utils
 
-from keras_sodeep import sorters
+from keras_sodeep import __version__, sorters
 from keras_sodeep._checks import check_float, check_int, check_seq_len
 from keras_sodeep.presets import (
+    CONFIG_FILE,
     METADATA_FILE,
+    WEIGHTS_FILE,
     pretrained,
     read_json,
     save_preset,
@@ -31,7 +39,28 @@ from keras_sodeep.training.fidelity import evaluate_ranker
 BACKUP_DIR = "backup"
 PROGRESS_FILE = "progress.json"
 LOG_FILE = "training_log.csv"
+RUN_MARKER = "keras_sodeep_run.json"
+"""The file that marks a folder as a run folder of `train_sorter`."""
+_PARTIAL = ".partial"
 _MAX_CHECKPOINT_EVERY = 1000
+# What a run writes before and during ``fit``, and at export.
+_TRAINING_FILES = (
+    BACKUP_DIR,
+    LOG_FILE,
+    PROGRESS_FILE,
+    PROGRESS_FILE + _PARTIAL,
+)
+_PRESET_FILES = (CONFIG_FILE, WEIGHTS_FILE, METADATA_FILE)
+
+
+class RunFolderError(ValueError):
+    """`train_sorter` refuses its ``output_dir``.
+
+    Raised, before anything is written, when ``output_dir`` is a file, a
+    folder that is neither empty nor a run folder (a run folder holds
+    `RUN_MARKER`), a run folder holding a file of the run's names that
+    the run did not write, or a run with other settings.
+    """
 
 
 # ---------------------------------------------------------------------------
@@ -80,7 +109,7 @@ def _default_checkpoint_every(steps):
 
 
 def _write_json(path, value):
-    partial = path + ".partial"
+    partial = path + _PARTIAL
     with open(partial, "w", encoding="utf-8") as f:
         json.dump(value, f, indent=2, sort_keys=True)
     os.replace(partial, path)
@@ -164,7 +193,7 @@ def _refuse_other_settings(output_dir, recorded, settings):
         != json.loads(json.dumps(settings.get(key)))
     )
     if differ:
-        raise ValueError(
+        raise RunFolderError(
             f"`output_dir` {output_dir} holds a run with other settings "
             f"({', '.join(differ)}). Use another `output_dir`, or delete "
             "it to start again. Received: "
@@ -174,14 +203,86 @@ def _refuse_other_settings(output_dir, recorded, settings):
         )
 
 
+def _run_files(output_dir):
+    """The names the run in `output_dir` wrote, from its `RUN_MARKER`."""
+    with open(os.path.join(output_dir, RUN_MARKER), encoding="utf-8") as f:
+        return set(json.load(f).get("files", ()))
+
+
+def _claim_run_folder(output_dir):
+    """Makes `output_dir` a run folder, unless it is one; refuses others.
+
+    A new or empty folder becomes a run folder: `RUN_MARKER` is written
+    first. A file, or a folder with anything in it but no `RUN_MARKER`,
+    raises a `RunFolderError`: nothing of it is read, written or deleted.
+    """
+    marker = os.path.join(output_dir, RUN_MARKER)
+    if os.path.lexists(output_dir) and not os.path.isdir(output_dir):
+        raise RunFolderError(
+            f"`output_dir` should be a folder; {output_dir} is a file. "
+            f"Received: output_dir={output_dir!r}"
+        )
+    if os.path.isfile(marker):
+        return
+    if os.path.isdir(output_dir) and os.listdir(output_dir):
+        raise RunFolderError(
+            f"`output_dir` {output_dir} is a folder with files in it that "
+            f"is not a training run folder (it has no {RUN_MARKER}), so "
+            "nothing is written there: use a new or empty folder. "
+            f"Received: output_dir={output_dir!r}"
+        )
+    os.makedirs(output_dir, exist_ok=True)
+    _write_json(
+        marker,
+        {
+            "keras_sodeep_version": __version__,
+            "files": [RUN_MARKER],
+            "note": "A run folder of keras_sodeep.training.train_sorter "
+            "(keras-sodeep train): a run writes, overwrites or deletes only "
+            "the files listed here.",
+        },
+    )
+
+
+def _take_files(output_dir, names, later=()):
+    """Adds `names` to the run's files; refuses those it did not write.
+
+    The `later` names, which the run will write at its end, are checked
+    too, so that a run is refused before it trains, not after.
+    """
+    owned = _run_files(output_dir)
+    foreign = sorted(
+        name
+        for name in (*names, *later)
+        if name not in owned and os.path.lexists(os.path.join(output_dir, name))
+    )
+    if foreign:
+        raise RunFolderError(
+            f"`output_dir` {output_dir} holds {', '.join(foreign)}, which "
+            "the run there did not write and would overwrite or delete: "
+            "move them away, or use another folder. "
+            f"Received: output_dir={output_dir!r}"
+        )
+    if not owned.issuperset(names):
+        marker = os.path.join(output_dir, RUN_MARKER)
+        with open(marker, encoding="utf-8") as f:
+            record = json.load(f)
+        record["files"] = sorted(owned.union(names))
+        _write_json(marker, record)
+
+
 def _finished_preset(output_dir, settings):
     """``(sorter, metadata)`` of a finished run in `output_dir`, or None.
 
-    A finished run with other settings raises a ``ValueError``.
+    A finished run with other settings raises a `RunFolderError`.
     """
     backup_dir = os.path.join(output_dir, BACKUP_DIR)
     metadata_path = os.path.join(output_dir, METADATA_FILE)
-    if not os.path.isfile(metadata_path) or os.path.isdir(backup_dir):
+    if (
+        METADATA_FILE not in _run_files(output_dir)
+        or not os.path.isfile(metadata_path)
+        or os.path.isdir(backup_dir)
+    ):
         return None
     metadata = read_json(metadata_path)
     _refuse_other_settings(output_dir, metadata.get("settings"), settings)
@@ -230,6 +331,7 @@ def _checkpoint_callbacks(output_dir):
 
 def _export(sorter, output_dir, metadata):
     """Writes the preset folder and removes the run's checkpoints."""
+    _take_files(output_dir, _PRESET_FILES)
     record = save_preset(
         sorter,
         output_dir,
@@ -289,13 +391,23 @@ def train_sorter(
     arguments, ``seq_len``, ``steps``, ``batch_size``, ``learning_rate``,
     ``schedule``, ``loss``, ``seed``, ``distributions``,
     ``checkpoint_every``) differ from those of the run in ``output_dir``
-    raises a ``ValueError``: it neither resumes nor returns that run.
+    raises a `RunFolderError` (a ``ValueError``): it neither resumes nor
+    returns that run.
+
+    **The run folder.** ``output_dir`` should be new, empty, or the folder
+    of an earlier call (a run folder: it holds ``keras_sodeep_run.json``,
+    written first, with the list of the files the run wrote). Anything else
+    - a file, a folder with files in it - raises a `RunFolderError` before
+    anything is written. In a run folder, a call writes, overwrites or
+    deletes only the run's own files: one of their names there that the run
+    did not write (a ``config.json`` put there by hand, say) is refused
+    the same way. Other files are left alone.
 
     **Export.** ``output_dir`` becomes a preset folder
     (`keras_sodeep.presets.save_preset`): ``config.json``,
     ``model.weights.h5`` and ``metadata.json`` with the architecture,
     ``seq_len``, ``training_steps``, ``wall_time_s`` (summed over resumed
-    runs), ``hardware``, the training settings, the §9.1 ``fidelity`` of
+    runs), ``hardware``, the training settings, the ``fidelity`` of
     `evaluate_ranker` on ``eval_lists`` lists, the sha256 of the files and
     the package version. ``training_log.csv`` keeps the loss per epoch.
     Messages go through Keras's ``io_utils.print_msg``.
@@ -313,8 +425,9 @@ def train_sorter(
         schedule: ``"cosine"`` (cosine decay to 0 over ``steps``) or
             ``"constant"``. Defaults to ``"cosine"``.
         loss: a Keras loss for ``compile``. Defaults to ``"mae"``.
-        output_dir: str or ``None``, the preset folder (and checkpoints).
-            Defaults to ``None``: no checkpoint, no export.
+        output_dir: str, path or ``None``, the run folder: checkpoints,
+            then the preset (see above). Defaults to ``None``: no
+            checkpoint, no export.
         checkpoint_every: int, steps between checkpoints; must divide
             ``steps``. Defaults to ``None``: the largest divisor of
             ``steps`` up to 1,000.
@@ -373,10 +486,11 @@ def train_sorter(
     }
     if output_dir is not None:
         output_dir = os.fspath(output_dir)
+        _claim_run_folder(output_dir)
         finished = _finished_preset(output_dir, settings)
         if finished is not None:
             return finished
-        os.makedirs(output_dir, exist_ok=True)
+        _take_files(output_dir, _TRAINING_FILES, later=_PRESET_FILES)
     initial_epoch, prior_wall_time = _resume_point(
         output_dir, checkpoint_every, steps, settings
     )

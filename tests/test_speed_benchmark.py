@@ -1,8 +1,11 @@
+"""Tests of benchmarks/speed.py, the cost of each ranker in SpearmanLoss."""
+
 import json
 
 import pytest
+from benchmark_scripts import load
 
-from keras_sodeep import benchmarking, cli
+speed = load("speed")
 
 
 def _record(ranker, n, mode, seconds, label=None, skipped=None):
@@ -20,17 +23,17 @@ def _record(ranker, n, mode, seconds, label=None, skipped=None):
 
 
 def test_default_rankers():
-    specs = benchmarking.default_rankers(untrained=("gru", "lstm"))
+    specs = speed.default_rankers(untrained=("gru", "lstm"))
     # The default is a learned preset, so the paper's
     # handcrafted sorter is listed beside it.
     assert specs[:4] == ["exact", "default", "sigmoid:0.1", "neuralsort:1.0"]
     assert specs[-2:] == ["untrained:gru", "untrained:lstm"]
     with pytest.raises(ValueError, match="untrained"):
-        benchmarking.default_rankers(untrained=("cnn",))
+        speed.default_rankers(untrained=("cnn",))
 
 
 def test_benchmark_records_each_ranker_and_mode():
-    records = benchmarking.benchmark_rankers(
+    records = speed.benchmark_rankers(
         ["default", "neuralsort:1.0"],
         sizes=(8,),
         modes=("eager", "xla"),
@@ -59,8 +62,8 @@ def test_benchmark_records_each_ranker_and_mode():
 def test_skips_what_does_not_fit_or_takes_too_long(monkeypatch):
     # 8 x 8 pairs of 8 lists take 16 KiB: "available" memory of 1 KiB
     # skips the quadratic ranker, not the others.
-    monkeypatch.setattr(benchmarking, "_available_bytes", lambda: 1024)
-    records = benchmarking.benchmark_rankers(
+    monkeypatch.setattr(speed, "available_bytes", lambda: 1024)
+    records = speed.benchmark_rankers(
         ["sigmoid:0.1"],
         sizes=(4, 8),
         modes=("function",),
@@ -78,12 +81,12 @@ def test_skips_what_does_not_fit_or_takes_too_long(monkeypatch):
 
 def test_bad_mode():
     with pytest.raises(ValueError, match="modes"):
-        benchmarking.benchmark_rankers(["default"], sizes=(4,), modes=("jit",))
+        speed.benchmark_rankers(["default"], sizes=(4,), modes=("jit",))
 
 
 def test_speed_table_ratios_and_targets(monkeypatch):
     # The table's logic when the default is the pairwise SigmoidRanker.
-    monkeypatch.setattr(benchmarking, "_DEFAULT", "sigmoid:0.1")
+    monkeypatch.setattr(speed, "_DEFAULT", "sigmoid:0.1")
     records = [
         _record("dense", 100, "xla", 0.001, "Dense(1) backward (reference)"),
         _record("mse", 100, "xla", 0.0035, "MSE (reference)"),
@@ -94,9 +97,9 @@ def test_speed_table_ratios_and_targets(monkeypatch):
         _record("untrained:gru", 1000, "xla", 2.0, "GRUSorter() untrained"),
         _record("neuralsort:1.0", 1000, "xla", None, skipped="needs 9 GiB"),
     ]
-    machine = benchmarking.machine_description()
+    machine = speed.machine_description()
     machine["load_average_end"] = [1.0, 1.0, 1.0]
-    table = benchmarking.speed_table(records, machine)
+    table = speed.speed_table(records, machine)
     rows = [line for line in table.splitlines() if line.startswith("| 1")]
     assert rows[0].startswith("| 100 | Dense(1) backward (reference) | 1 ms")
     assert "| 100 | SigmoidRanker (the default) | 9 ms (4.5x) | 3 |" in rows
@@ -107,7 +110,7 @@ def test_speed_table_ratios_and_targets(monkeypatch):
     # A sorter other than the default: its ratio, no target.
     assert "n = 1000: GRUSorter() untrained / SigmoidRanker = 4.00\n" in table
     assert machine["cpu"] in table and "Keras" in table
-    assert benchmarking.target_figures(records) == {
+    assert speed.target_figures(records) == {
         "xla": {
             "default_vs_ref": pytest.approx(2.0),
             "untrained:gru_vs_sigmoid": 4.0,
@@ -116,17 +119,17 @@ def test_speed_table_ratios_and_targets(monkeypatch):
 
 
 def test_machine_description():
-    machine = benchmarking.machine_description()
+    machine = speed.machine_description()
     assert machine["cpus"] >= machine["usable_cpus"] >= 1
     assert machine["backend"] == "tensorflow" and machine["tensorflow"]
 
 
-def test_cli_bench(tmp_path, capsys):
+def test_script_writes_the_table_and_records(tmp_path, capsys):
     path = tmp_path / "speed.json"
-    argv = ["bench", "--sizes", "8", "--modes", "function", "--quiet"]
+    argv = ["--sizes", "8", "--modes", "function", "--quiet"]
     argv += ["--rankers", "default", "--repeats", "2", "--min-repeats", "1"]
     argv += ["--budget", "0", "--json", str(path)]
-    assert cli.main(argv) == 0
+    assert speed.main(argv) == 0
     out = capsys.readouterr().out
     assert out.startswith("| n | ranker | tf.function | peak MiB")
     default = "PresetRanker('histogram-small', smooth_width=0.6)"
@@ -139,3 +142,21 @@ def test_cli_bench(tmp_path, capsys):
         "default",
     }
     assert "load_average_end" in saved["machine"]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--sizes", "0"], "--sizes should be positive ints"),
+        (["--sizes", "-1"], "--sizes should be positive ints"),
+        (["--sizes", "a"], "--sizes should be comma-separated values"),
+        (["--modes", "jit"], "--modes should be among eager,function,xla"),
+        (["--repeats", "0"], "--repeats: should be a positive int"),
+        (["--untrained", "cnn"], "`untrained` should name sorters"),
+    ],
+)
+def test_script_refuses_bad_options(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        speed.main(argv + ["--quiet"])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
