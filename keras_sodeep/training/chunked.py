@@ -20,6 +20,15 @@ def _first_tensor(structure):
     return next(t for t in keras.tree.flatten(structure) if t is not None)
 
 
+def _check_backend():
+    if keras.backend.backend() != "tensorflow":
+        raise NotImplementedError(
+            "ChunkedEmbeddingModel trains on the TensorFlow backend only "
+            "(`evaluate` and `predict` run on every backend). Received: "
+            f"backend={keras.backend.backend()!r}"
+        )
+
+
 def _zeros_for_none(gradients, variables):
     return [
         keras.ops.zeros(v.shape, v.dtype) if g is None else g
@@ -77,16 +86,28 @@ class ChunkedEmbeddingModel(keras.Model):
         self.model = model
         self.chunk_size = check_int(chunk_size, "chunk_size")
         self.supports_jit = False
+        # The wrapper has no variables of its own: it is built when the
+        # wrapped model is. A built model builds its optimizer when it is
+        # compiled on loading, so that the saved optimizer state loads.
+        if self.model.built:
+            self.built = True
+
+    def build(self, input_shape):
+        if not self.model.built:
+            self.model.build(input_shape)
+        self.built = True
 
     def call(self, inputs, training=None):
         return self.model(inputs, training=training)
 
-    def train_step(self, data):
-        if keras.backend.backend() != "tensorflow":
-            raise NotImplementedError(
-                "ChunkedEmbeddingModel trains on the TensorFlow backend. "
-                f"Received: backend={keras.backend.backend()!r}"
-            )
+    def fit(self, *args, **kwargs):
+        _check_backend()
+        return super().fit(*args, **kwargs)
+
+    def train_step(self, *args):
+        # JAX's trainer passes (state, data), hence *args.
+        _check_backend()
+        (data,) = args
         import tensorflow as tf
 
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
