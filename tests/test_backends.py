@@ -3,8 +3,9 @@
 Every test marked ``backend`` runs on the backend of ``KERAS_BACKEND`` (CI
 runs them under JAX and PyTorch as well as TensorFlow): gradients through
 each loss, sorters trained with ``fit``, a model with every loss and
-metric, and the mixed-precision policies. ``test_losses_and_metrics_match_on_jax`` runs the
-JAX side in a fresh process and compares with TensorFlow in this one.
+metric, and the mixed-precision policies.
+``test_losses_and_metrics_match_on_jax`` runs the JAX side in a fresh
+process and compares with TensorFlow in this one.
 """
 
 import keras
