@@ -160,12 +160,16 @@ def test_an_unbuilt_wrapped_model_is_built_by_fit_and_saves(tmp_path):
     model = ChunkedEmbeddingModel(Net(), chunk_size=16)
     model.compile(keras.optimizers.Adam(0.01), loss=RankedListLoss())
     model.fit(x, y, batch_size=20, epochs=1, verbose=0)
+    assert model.built
     path = str(tmp_path / "chunked.keras")
     model.save(path)
     restored = keras.saving.load_model(path, custom_objects={"Net": Net})
     assert int(restored.optimizer.iterations) == 2
     for s, r in zip(model.optimizer.variables, restored.optimizer.variables):
         np.testing.assert_array_equal(r.numpy(), s.numpy())
+    np.testing.assert_array_equal(
+        restored.predict(x, verbose=0), model.predict(x, verbose=0)
+    )
 
 
 @pytest.mark.backend

@@ -133,6 +133,10 @@ class ChunkedEmbeddingModel(keras.Model):
             lambda i, _: i < num_chunks, embed, (tf.constant(0), pieces)
         )
         embeddings = tf.stop_gradient(pieces.concat())
+        # Without a strategy Keras builds nothing before it traces this
+        # step, which calls the wrapped model only: the wrapper is built
+        # with it (and saves as built).
+        self.built = True
         spec = self.model.compute_output_spec(
             keras.tree.map_structure(
                 lambda t: keras.KerasTensor(t.shape, t.dtype), x
