@@ -81,7 +81,7 @@ def compile_model(model, keras, global_batch):
 
 def _work_around_keras(model, batch):
     """Two workarounds for Keras 3's ``fit`` under
-    ``MultiWorkerMirroredStrategy`` (keras-team/keras#20585).
+    ``MultiWorkerMirroredStrategy`` (Keras 3.15).
 
     - Before the first step Keras reduces the first distributed batch with
       ``strategy.reduce`` to build the model's loss and metrics, which the
