@@ -57,9 +57,12 @@ class ChunkedEmbeddingModel(keras.Model):
     training mode sees one chunk, and its moving averages move twice per
     step): freeze them or use ``LayerNormalization``. Weight regularizers
     (``model.losses``) are differentiated directly. ``evaluate`` and
-    ``predict`` run the wrapped model in one pass; the step is not
-    XLA-compiled (the model reports ``supports_jit = False``, so
-    ``compile(jit_compile="auto")``, the default, turns XLA off).
+    ``predict`` run the wrapped model in one pass, on every backend; on
+    JAX and PyTorch ``fit`` and ``train_on_batch`` raise
+    ``NotImplementedError``. The step is not XLA-compiled (the model
+    reports ``supports_jit = False``, so ``compile(jit_compile="auto")``,
+    the default, turns XLA off). A ``.keras`` file keeps the optimizer
+    state: a loaded model resumes training where the saved one stopped.
 
     Args:
         model: a ``keras.Model`` mapping inputs to embeddings ``(B, D)``.
