@@ -40,6 +40,10 @@ def losses():
     }
 
 
+# The losses whose fit and evaluate logs are checked on uneven shards.
+ODD_LOSSES = ("ranked_list", "map")
+
+
 def make_model(keras):
     keras.utils.set_random_seed(1)
     return keras.Sequential(
@@ -65,6 +69,7 @@ def main(output_path):
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     report = {"num_replicas": strategy.num_replicas_in_sync}
     x, labels = inputs()
+    odd_x, odd_labels = inputs(size=47, seed=1)
     weights0 = make_model(keras).get_weights()
     embeddings = make_model(keras)(x).numpy()
 
@@ -120,6 +125,30 @@ def main(output_path):
             model.evaluate(x, labels, batch_size=len(x), verbose=0)
         )
         entry["one_after"] = float(make()(labels, model(x)))
+        if name in ODD_LOSSES:
+            # What fit and evaluate log over 47 samples in global batches of
+            # 24: the second batch splits unevenly over the replicas (12 / 11).
+            # (Keras builds the model on the first batch, which must split
+            # evenly.)
+            for where, scope in (("one", None), ("two", strategy.scope())):
+                with scope or tf.distribute.get_strategy().scope():
+                    model = make_model(keras)
+                    model.compile(
+                        keras.optimizers.SGD(0.1), loss=GlobalBatchLoss(make())
+                    )
+                history = model.fit(
+                    odd_x, odd_labels, batch_size=24, shuffle=False, verbose=0
+                )
+                entry[f"{where}_odd_fit"] = history.history["loss"][0]
+                entry[f"{where}_odd_evaluate"] = float(
+                    model.evaluate(odd_x, odd_labels, batch_size=24, verbose=0)
+                )
+            # The same, batch by batch, on one device with the weights after
+            # fit on two replicas.
+            entry["odd_batches"] = [
+                float(make()(odd_labels[i : i + 24], model(odd_x[i : i + 24])))
+                for i in (0, 24)
+            ]
         report[name] = entry
     with open(output_path, "w") as f:
         json.dump(report, f)

@@ -1,10 +1,11 @@
 """Backends and mixed precision.
 
 Every test marked ``backend`` runs on the backend of ``KERAS_BACKEND`` (CI
-runs them under JAX as well as TensorFlow): gradients through each loss,
-sorters trained with ``fit``, a model with every loss and metric, and the
-mixed-precision policies. ``test_losses_and_metrics_match_on_jax`` runs the
-JAX side in a fresh process and compares with TensorFlow in this one.
+runs them under JAX and PyTorch as well as TensorFlow): gradients through
+each loss, sorters trained with ``fit``, a model with every loss and
+metric, and the mixed-precision policies.
+``test_losses_and_metrics_match_on_jax`` runs the JAX side in a fresh
+process and compares with TensorFlow in this one.
 """
 
 import keras
@@ -366,7 +367,11 @@ def test_sorter_standardizes_in_float32_under_mixed_precision(rng, policy):
     # Scores far from zero would lose every digit in half precision before
     # the standardization; the sorter standardizes in float32 first.
     shifted = sorter(x * 1000.0 + 5e4)
-    np.testing.assert_allclose(shifted, ranks, atol=1e-3)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(shifted),
+        keras.ops.convert_to_numpy(ranks),
+        atol=1e-3,
+    )
     ranker = SorterRanker(sorter)
     assert ranker.compute_dtype == "float32"
     loss = SpearmanLoss(ranker=ranker, axis=-1)

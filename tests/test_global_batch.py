@@ -65,3 +65,20 @@ def test_weight_update_equals_one_device(report, name):
         assert np.abs(one).max() > 1e-3
         np.testing.assert_allclose(two, one, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(entry["two_evaluate"], entry["one_after"], 1e-5)
+
+
+@pytest.mark.parametrize("name", ["ranked_list", "map"])
+def test_logged_loss_on_uneven_shards_equals_one_device(report, name):
+    # 47 samples in global batches of 24: the second splits 12 / 11. Keras
+    # logs the mean of the replicas' losses weighted by their shard sizes:
+    # every replica must report the global batch's loss.
+    entry = report[name]
+    first, second = entry["odd_batches"]
+    assert abs(first - second) > 1e-3
+    np.testing.assert_allclose(
+        entry["two_odd_evaluate"], (24 * first + 23 * second) / 47, 1e-5
+    )
+    np.testing.assert_allclose(entry["two_odd_fit"], entry["one_odd_fit"], 1e-5)
+    np.testing.assert_allclose(
+        entry["one_odd_evaluate"], entry["two_odd_evaluate"], 1e-4
+    )

@@ -148,12 +148,20 @@ class GlobalBatchLoss(keras.losses.Loss):
             relevance, scores, pair_valid
         )
         row_loss = ops.where(list_valid, ops.sum(terms, axis=-1), 0.0)
-        num_valid = context.all_reduce(
-            "sum", ops.sum(ops.cast(list_valid, dtype))
+        num_valid = ops.maximum(
+            context.all_reduce("sum", ops.sum(ops.cast(list_valid, dtype))),
+            1.0,
         )
-        # Keras divides by the shard size and by the number of replicas.
+        # Keras divides by the shard size and by the number of replicas,
+        # then sums the replicas' gradients: this replica's share.
         scale = ops.cast(size * context.num_replicas_in_sync, dtype)
-        return row_loss * scale / ops.maximum(num_valid, 1.0)
+        share = row_loss * scale / num_valid
+        # Keras logs the replicas' values weighted by their shard sizes,
+        # which differ when the global batch does not split evenly: every
+        # replica's value is the global loss, its gradient its own share.
+        total = context.all_reduce("sum", ops.sum(ops.stop_gradient(row_loss)))
+        value = ops.stop_gradient(total / num_valid)
+        return share - ops.stop_gradient(share) + value
 
     def get_config(self):
         config = super().get_config()

@@ -331,9 +331,12 @@ class RankingMetric(keras.metrics.Metric):
         weights = ops.where(valid, sample_weight, 0.0)
         context = _replica_context()
         if context is not None:
-            # Every replica stores the samples of all the replicas.
+            # Every replica stores the samples of all the replicas. An
+            # input that reaches the step unchanged has no device under
+            # MultiWorkerMirroredStrategy, and all_gather needs one: the
+            # copies are made on this replica's device.
             labels, scores, weights = context.all_gather(
-                (labels, scores, weights), axis=0
+                tuple(ops.copy(t) for t in (labels, scores, weights)), axis=0
             )
         batch_size = ops.cast(ops.shape(scores)[0], self.dtype)
         # Rows beyond `capacity` cannot be stored: `count` then exceeds

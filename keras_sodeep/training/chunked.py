@@ -20,6 +20,15 @@ def _first_tensor(structure):
     return next(t for t in keras.tree.flatten(structure) if t is not None)
 
 
+def _check_backend():
+    if keras.backend.backend() != "tensorflow":
+        raise NotImplementedError(
+            "ChunkedEmbeddingModel trains on the TensorFlow backend only "
+            "(`evaluate` and `predict` run on every backend). Received: "
+            f"backend={keras.backend.backend()!r}"
+        )
+
+
 def _zeros_for_none(gradients, variables):
     return [
         keras.ops.zeros(v.shape, v.dtype) if g is None else g
@@ -48,9 +57,12 @@ class ChunkedEmbeddingModel(keras.Model):
     training mode sees one chunk, and its moving averages move twice per
     step): freeze them or use ``LayerNormalization``. Weight regularizers
     (``model.losses``) are differentiated directly. ``evaluate`` and
-    ``predict`` run the wrapped model in one pass; the step is not
-    XLA-compiled (the model reports ``supports_jit = False``, so
-    ``compile(jit_compile="auto")``, the default, turns XLA off).
+    ``predict`` run the wrapped model in one pass, on every backend; on
+    JAX and PyTorch ``fit`` and ``train_on_batch`` raise
+    ``NotImplementedError``. The step is not XLA-compiled (the model
+    reports ``supports_jit = False``, so ``compile(jit_compile="auto")``,
+    the default, turns XLA off). A ``.keras`` file keeps the optimizer
+    state: a loaded model resumes training where the saved one stopped.
 
     Args:
         model: a ``keras.Model`` mapping inputs to embeddings ``(B, D)``.
@@ -77,16 +89,28 @@ class ChunkedEmbeddingModel(keras.Model):
         self.model = model
         self.chunk_size = check_int(chunk_size, "chunk_size")
         self.supports_jit = False
+        # The wrapper has no variables of its own: it is built when the
+        # wrapped model is. A built model builds its optimizer when it is
+        # compiled on loading, so that the saved optimizer state loads.
+        if self.model.built:
+            self.built = True
+
+    def build(self, input_shape):
+        if not self.model.built:
+            self.model.build(input_shape)
+        self.built = True
 
     def call(self, inputs, training=None):
         return self.model(inputs, training=training)
 
-    def train_step(self, data):
-        if keras.backend.backend() != "tensorflow":
-            raise NotImplementedError(
-                "ChunkedEmbeddingModel trains on the TensorFlow backend. "
-                f"Received: backend={keras.backend.backend()!r}"
-            )
+    def fit(self, *args, **kwargs):
+        _check_backend()
+        return super().fit(*args, **kwargs)
+
+    def train_step(self, *args):
+        # JAX's trainer passes (state, data), hence *args.
+        _check_backend()
+        (data,) = args
         import tensorflow as tf
 
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -112,6 +136,10 @@ class ChunkedEmbeddingModel(keras.Model):
             lambda i, _: i < num_chunks, embed, (tf.constant(0), pieces)
         )
         embeddings = tf.stop_gradient(pieces.concat())
+        # Without a strategy Keras builds nothing before it traces this
+        # step, which calls the wrapped model only: the wrapper is built
+        # with it (and saves as built).
+        self.built = True
         spec = self.model.compute_output_spec(
             keras.tree.map_structure(
                 lambda t: keras.KerasTensor(t.shape, t.dtype), x
