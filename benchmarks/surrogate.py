@@ -688,6 +688,7 @@ def run_and_report(
     json_path=None,
     command="python benchmarks/surrogate.py",
     log=None,
+    starts=("normal",),
 ):
     """Runs the benchmark, prints the report and writes it to ``output``.
 
@@ -695,7 +696,8 @@ def run_and_report(
         rankers: as for `run_benchmark`. Defaults to `default_rankers`.
         quick: bool, the `QUICK` settings (sizes, targets, seeds) unless
             given. Defaults to ``False``.
-        sizes, scales, cases, seeds, steps, seed: as for `run_benchmark`.
+        sizes, scales, cases, seeds, steps, seed, starts: as for
+            `run_benchmark`.
         output: path of the Markdown report. Defaults to
             ``benchmarks/results/surrogate.md`` beside this file.
         json_path: path for the records, the best analytic figure of each
@@ -724,6 +726,7 @@ def run_and_report(
         steps=steps,
         seed=seed,
         log=log,
+        starts=starts,
     )
     machine["load_average_end"] = machine_description().get("load_average")
     text = report(
@@ -817,6 +820,13 @@ def build_parser():
         help=f"subset of {','.join(CASES)} (default: all)",
     )
     parser.add_argument(
+        "--starts",
+        type=_comma_list(str, "starts"),
+        default=None,
+        help=f"initial parameters of the map and ndcg cases, among "
+        f"{','.join(STARTS)} (default: normal)",
+    )
+    parser.add_argument(
         "--rankers",
         type=_comma_list(str, "rankers"),
         default=None,
@@ -857,8 +867,14 @@ def main(argv=None):
             parser.error(
                 f"--cases should be among {','.join(CASES)}. Received: {case!r}"
             )
+    for start in args.starts or ():
+        if start not in STARTS:
+            parser.error(
+                f"--starts should be among {','.join(STARTS)}. "
+                f"Received: {start!r}"
+            )
     command = ["python benchmarks/surrogate.py"] + ["--quick"] * args.quick
-    for flag in ("sizes", "scales", "cases", "rankers"):
+    for flag in ("sizes", "scales", "cases", "starts", "rankers"):
         if getattr(args, flag):
             values = ",".join(map(str, getattr(args, flag)))
             command.append(f"--{flag} {values}")
@@ -876,6 +892,7 @@ def main(argv=None):
         seed=args.seed,
         output=args.output,
         json_path=args.json,
+        starts=tuple(args.starts or ("normal",)),
         command=" ".join(command),
         log=None if args.quiet else lambda line: print(line, file=sys.stderr),
     )

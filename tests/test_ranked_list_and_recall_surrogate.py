@@ -1,6 +1,6 @@
 """RankedListLoss, RecallAtKSurrogateLoss and SiMix against NumPy.
 
-The oracles below are independent transcriptions of DESIGN §7.2, one
+The oracles below are independent transcriptions of the papers' formulas, one
 query at a time, with Python loops.
 """
 

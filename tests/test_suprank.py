@@ -1,6 +1,6 @@
 """SupAP, SupRecall@k, ROADMAP and the calibration loss against NumPy.
 
-The oracles below transcribe the formulas of DESIGN §7.2 with loops over
+The oracles below transcribe the papers' formulas with loops over
 queries and items; they share no code with the package.
 """
 
