@@ -234,8 +234,9 @@ def test_default_map_loss_is_smooth_ap_of_width_0_15(rng):
 
 @pytest.mark.parametrize("scale", [0.01, 100.0])
 def test_default_losses_train_free_scores_at_any_scale(rng, scale):
-    # The surrogate protocol in small: free scores, independent of the targets, at a
-    # score scale far from 1, optimized with Adam on the default losses.
+    # The surrogate protocol in small: free scores, independent of the
+    # targets, at a score scale far from 1, optimized with Adam on the
+    # default losses.
     theta = tf.Variable(rng.normal(size=(4, 100)).astype("float32"))
     targets = rng.normal(size=(4, 100)).astype("float32")
     relevant = (rng.random((4, 100)) < 0.1).astype("float32")
