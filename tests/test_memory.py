@@ -246,3 +246,22 @@ def test_fit_step_matches_the_direct_computation(rng):
     logs = model.train_on_batch(x[8:], y[8:], return_dict=True)
     expected = direct(SupAPLoss(), y[8:], emb[8:], y[:8], emb[:8])
     np.testing.assert_allclose(logs["loss"], expected, rtol=1e-5)
+
+
+@pytest.mark.backend
+def test_fit_builds_the_memory_on_every_stateful_backend(rng):
+    """The memory is first built inside ``fit`` (on PyTorch, Keras infers
+    the loss's shape on data-less tensors first)."""
+    if keras.backend.backend() == "jax":
+        pytest.skip("a jitted JAX step cannot update the memory")
+    x = rng.normal(size=(24, 6)).astype("float32")
+    y = rng.integers(0, 4, size=24).astype("float32")
+    model = _model()
+    memory = CrossBatchMemory(SupAPLoss(), size=16)
+    model.compile("adam", loss=memory)
+    history = model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    assert np.all(np.isfinite(history.history["loss"]))
+    assert int(keras.ops.convert_to_numpy(memory.iterations)) == 3
+    np.testing.assert_array_equal(
+        np.sort(keras.ops.convert_to_numpy(memory.labels)), np.sort(y[8:])
+    )

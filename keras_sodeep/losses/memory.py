@@ -19,6 +19,14 @@ def _eager_scope():
     return contextlib.nullcontext()
 
 
+def _is_shape_inference(x):
+    """Whether ``x`` is a PyTorch tensor on the "meta" device: Keras infers
+    the loss's output shape with such tensors, which hold no data."""
+    if keras.backend.backend() != "torch":
+        return False
+    return getattr(getattr(x, "device", None), "type", None) == "meta"
+
+
 def _is_jax_tracer(x):
     if keras.backend.backend() != "jax":
         return False
@@ -188,6 +196,10 @@ class CrossBatchMemory(keras.losses.Loss):
                 f"(B, 1). Received: y_true.shape={tuple(labels.shape)}, "
                 f"y_pred.shape={tuple(y_pred.shape)}"
             )
+        if _is_shape_inference(y_pred):
+            # Neither build nor touch the memory for a shape: the batch
+            # alone has the loss's output shape.
+            return self.loss.call(y_true, y_pred)
         self._build(y_pred.shape[-1])
         # Read the memory, compute the loss, then enqueue the batch.
         memory = ops.convert_to_tensor(self.embeddings)
