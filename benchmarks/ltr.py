@@ -139,9 +139,7 @@ def svmlight_queries(path, seed, test_fraction=0.4):
     from sklearn.datasets import load_svmlight_file
 
     features, labels, qid = load_svmlight_file(path, query_id=True)
-    x, grades, _ = keras_sodeep.query_lists.ranking_lists(
-        features, labels, qid
-    )
+    x, grades, _ = keras_sodeep.query_lists.ranking_lists(features, labels, qid)
     order = np.random.default_rng(seed).permutation(len(x))
     cut = int(round(len(x) * (1 - test_fraction)))
     train, test = order[:cut], order[cut:]
@@ -185,6 +183,25 @@ def losses():
         "NDCGLoss()": lambda: keras_sodeep.NDCGLoss(),
         "NDCGLoss(k=10)": lambda: keras_sodeep.NDCGLoss(k=10),
     }
+
+
+def ranker_candidates():
+    """`NDCGLoss` with other rankers than its default (``--losses``)."""
+    return {
+        f"NDCGLoss(ranker={spec!r})": (
+            lambda spec=spec: keras_sodeep.NDCGLoss(ranker=spec)
+        )
+        for spec in (
+            "histogram",
+            "histogram-small",
+            "histogram-small-smooth:0.6",
+            "sigmoid:0.3:relative",
+        )
+    }
+
+
+def all_losses():
+    return {**losses(), **ranker_candidates()}
 
 
 # -- training and metrics ----------------------------------------------------
@@ -341,6 +358,13 @@ def main(argv=None):
     parser.add_argument("--svmlight", default=None)
     parser.add_argument("--output", default=None)
     parser.add_argument(
+        "--losses",
+        default=None,
+        help="semicolon-separated subset of the losses' names (default: "
+        "the table's); `NDCGLoss(ranker='histogram-small')` and the other "
+        "names of `ranker_candidates` also run",
+    )
+    parser.add_argument(
         "--records",
         default=None,
         help="a JSON-lines file: finished (loss, seed) runs are read from "
@@ -353,10 +377,19 @@ def main(argv=None):
     command = "python benchmarks/ltr.py " + " ".join(
         sys.argv[1:] if argv is None else argv
     )
+    chosen = list(losses())
+    if args.losses:
+        chosen = [name.strip() for name in args.losses.split(";")]
+        unknown = [name for name in chosen if name not in all_losses()]
+        if unknown or BASELINE not in chosen:
+            parser.error(
+                f"--losses should name {BASELINE!r} and others among "
+                f"{list(all_losses())}. Received: {args.losses!r}"
+            )
     records = _read_records(args.records)
     done = {(r["loss"], r["seed"]) for r in records}
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        names = [n for n in losses() if (n, seed) not in done]
+        names = [n for n in chosen if (n, seed) not in done]
         if not names:
             continue
         if args.svmlight:
@@ -369,7 +402,7 @@ def main(argv=None):
             )
         for name in names:
             record = run_one(
-                name, losses()[name], train, test, seed, args.epochs
+                name, all_losses()[name], train, test, seed, args.epochs
             )
             records.append(record)
             _append_record(args.records, record)
@@ -379,7 +412,9 @@ def main(argv=None):
                 flush=True,
             )
     wanted = range(args.first_seed, args.first_seed + args.seeds)
-    records = [r for r in records if r["seed"] in wanted]
+    records = [
+        r for r in records if r["seed"] in wanted and r["loss"] in chosen
+    ]
     text = table(records, command.strip())
     print(text)
     if args.output:
