@@ -4,6 +4,7 @@ The scripts of this folder import it as ``_common`` (a script's folder is
 first on ``sys.path`` when it runs as ``python benchmarks/NAME.py``).
 """
 
+import argparse
 import os
 import platform
 
@@ -64,3 +65,41 @@ def _meminfo_bytes(field):
     except OSError:
         pass
     return None
+
+
+def comma_list(cast, name):
+    """An argparse type: comma-separated values of ``cast``; numbers must
+    be positive."""
+
+    def parse(text):
+        try:
+            values = tuple(cast(v) for v in text.split(",") if v)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"--{name} should be comma-separated values. Received: {text!r}"
+            ) from None
+        if cast is not str and any(not v > 0 for v in values):
+            kind = "ints" if cast is int else "numbers"
+            raise argparse.ArgumentTypeError(
+                f"--{name} should be positive {kind}. Received: {text!r}"
+            )
+        return values
+
+    return parse
+
+
+def positive(cast):
+    """An argparse type: a positive number of type ``cast``."""
+
+    def parse(text):
+        try:
+            value = cast(text)
+        except ValueError:
+            value = None
+        if value is None or not value > 0:
+            raise argparse.ArgumentTypeError(
+                f"should be a positive {cast.__name__}. Received: {text!r}"
+            )
+        return value
+
+    return parse

@@ -51,7 +51,12 @@ import time  # noqa: E402
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from _common import available_bytes, machine_description  # noqa: E402
+from _common import (  # noqa: E402
+    available_bytes,
+    comma_list,
+    machine_description,
+    positive,
+)
 
 import keras_sodeep  # noqa: E402
 from keras_sodeep import ranking, sorters  # noqa: E402
@@ -586,38 +591,6 @@ def speed_table(records, machine=None):
     return "\n".join(lines)
 
 
-def _comma_list(cast, name):
-    def parse(text):
-        try:
-            values = tuple(cast(v) for v in text.split(",") if v)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"--{name} should be comma-separated values. Received: {text!r}"
-            ) from None
-        if cast is int and any(v < 1 for v in values):
-            raise argparse.ArgumentTypeError(
-                f"--{name} should be positive ints. Received: {text!r}"
-            )
-        return values
-
-    return parse
-
-
-def _positive(cast):
-    def parse(text):
-        try:
-            value = cast(text)
-        except ValueError:
-            value = None
-        if value is None or not value > 0:
-            raise argparse.ArgumentTypeError(
-                f"should be a positive {cast.__name__}. Received: {text!r}"
-            )
-        return value
-
-    return parse
-
-
 def build_parser():
     """The options of ``python benchmarks/speed.py``."""
     parser = argparse.ArgumentParser(
@@ -632,19 +605,19 @@ def build_parser():
     )
     parser.add_argument(
         "--sizes",
-        type=_comma_list(int, "sizes"),
+        type=comma_list(int, "sizes"),
         default=SIZES,
         help="comma-separated list lengths (default: 16,100,1000,10000)",
     )
     parser.add_argument(
         "--modes",
-        type=_comma_list(str, "modes"),
+        type=comma_list(str, "modes"),
         default=MODES,
         help="comma-separated subset of eager,function,xla",
     )
     parser.add_argument(
         "--rankers",
-        type=_comma_list(str, "rankers"),
+        type=comma_list(str, "rankers"),
         default=None,
         help="comma-separated rankers: exact, default, sigmoid[:T], "
         "sigmoid:T:relative, neuralsort[:T], untrained:ARCH, preset names "
@@ -653,22 +626,22 @@ def build_parser():
     )
     parser.add_argument(
         "--untrained",
-        type=_comma_list(str, "untrained"),
+        type=comma_list(str, "untrained"),
         default=(),
         help="untrained length-generic sorters to add: " + ", ".join(UNTRAINED),
     )
     parser.add_argument(
         "--no-presets", action="store_true", help="leave the presets out"
     )
-    parser.add_argument("--batch-size", type=_positive(int), default=64)
+    parser.add_argument("--batch-size", type=positive(int), default=64)
     parser.add_argument(
         "--features",
-        type=_positive(int),
+        type=positive(int),
         default=16,
         help="inputs per item of the Dense(1) reference",
     )
-    parser.add_argument("--repeats", type=_positive(int), default=30)
-    parser.add_argument("--min-repeats", type=_positive(int), default=3)
+    parser.add_argument("--repeats", type=positive(int), default=30)
+    parser.add_argument("--min-repeats", type=positive(int), default=3)
     parser.add_argument(
         "--budget",
         type=float,
@@ -677,7 +650,7 @@ def build_parser():
     )
     parser.add_argument(
         "--max-call",
-        type=_positive(float),
+        type=positive(float),
         default=10.0,
         help="seconds per call above which a measurement is not repeated "
         "or, estimated from a shorter length, skipped",

@@ -71,7 +71,7 @@ tf = import_tensorflow_quietly()
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from _common import machine_description  # noqa: E402
+from _common import comma_list, machine_description, positive  # noqa: E402
 
 from keras_sodeep import losses, ranking, synthetic  # noqa: E402
 from keras_sodeep.presets import list_presets  # noqa: E402
@@ -758,35 +758,6 @@ def run_and_report(
     return 0
 
 
-def _comma_list(cast, name):
-    def parse(text):
-        try:
-            values = tuple(cast(v) for v in text.split(",") if v)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"--{name} should be comma-separated values. Received: {text!r}"
-            ) from None
-        if cast is not str and any(not v > 0 for v in values):
-            raise argparse.ArgumentTypeError(
-                f"--{name} should be positive numbers. Received: {text!r}"
-            )
-        return values
-
-    return parse
-
-
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(
-            f"should be a positive int. Received: {text!r}"
-        )
-    return value
-
-
 def build_parser():
     """The options of ``python benchmarks/surrogate.py``."""
     parser = argparse.ArgumentParser(
@@ -803,43 +774,43 @@ def build_parser():
     )
     parser.add_argument(
         "--sizes",
-        type=_comma_list(int, "sizes"),
+        type=comma_list(int, "sizes"),
         default=None,
         help="comma-separated list lengths (default: 16,100,1000)",
     )
     parser.add_argument(
         "--scales",
-        type=_comma_list(float, "scales"),
+        type=comma_list(float, "scales"),
         default=None,
         help="initial score scales (default: 0.01,1,100)",
     )
     parser.add_argument(
         "--cases",
-        type=_comma_list(str, "cases"),
+        type=comma_list(str, "cases"),
         default=None,
         help=f"subset of {','.join(CASES)} (default: all)",
     )
     parser.add_argument(
         "--starts",
-        type=_comma_list(str, "starts"),
+        type=comma_list(str, "starts"),
         default=None,
         help=f"initial parameters of the map and ndcg cases, among "
         f"{','.join(STARTS)} (default: normal)",
     )
     parser.add_argument(
         "--rankers",
-        type=_comma_list(str, "rankers"),
+        type=comma_list(str, "rankers"),
         default=None,
         help="comma-separated rankers: default, sigmoid[:T], "
         "sigmoid:T:relative, neuralsort[:T], untrained:ARCH, preset names "
         "or folders (default: see `default_rankers`)",
     )
     parser.add_argument(
-        "--seeds", type=_positive_int, default=None, help="seeds (default: 3)"
+        "--seeds", type=positive(int), default=None, help="seeds (default: 3)"
     )
     parser.add_argument(
         "--steps",
-        type=_positive_int,
+        type=positive(int),
         default=STEPS,
         help=f"Adam steps (default: {STEPS})",
     )
