@@ -185,23 +185,33 @@ def losses():
     }
 
 
-def ranker_candidates():
-    """`NDCGLoss` with other rankers than its default (``--losses``)."""
-    return {
-        f"NDCGLoss(ranker={spec!r})": (
-            lambda spec=spec: keras_sodeep.NDCGLoss(ranker=spec)
+RANKER_CANDIDATES = (
+    "histogram",
+    "histogram-small",
+    "histogram-smooth:0.15",
+    "histogram-small-smooth:0.6",
+    "sigmoid:0.3:relative",
+)
+
+
+def other_losses():
+    """More losses for ``--losses``: `NDCGLoss` and
+    `MeanReciprocalRankLoss` with other rankers than their defaults, and
+    `MeanReciprocalRankLoss()`, which trains on the documents of grade >=
+    `MRR_GRADE` as relevant (those its metric counts)."""
+    table = {"MeanReciprocalRankLoss()": keras_sodeep.MeanReciprocalRankLoss}
+    for spec in RANKER_CANDIDATES:
+        table[f"NDCGLoss(ranker={spec!r})"] = lambda spec=spec: (
+            keras_sodeep.NDCGLoss(ranker=spec)
         )
-        for spec in (
-            "histogram",
-            "histogram-small",
-            "histogram-small-smooth:0.6",
-            "sigmoid:0.3:relative",
+        table[f"MeanReciprocalRankLoss(ranker={spec!r})"] = lambda spec=spec: (
+            keras_sodeep.MeanReciprocalRankLoss(ranker=spec)
         )
-    }
+    return table
 
 
 def all_losses():
-    return {**losses(), **ranker_candidates()}
+    return {**losses(), **other_losses()}
 
 
 # -- training and metrics ----------------------------------------------------
@@ -277,6 +287,9 @@ def run_one(name, make_loss, train, test, seed, epochs):
     weights = None
     if isinstance(loss, keras_sodeep.losses.ListwiseLoss):
         weights = (y >= 0).astype("float32")
+    if isinstance(loss, keras_sodeep.MeanReciprocalRankLoss):
+        # Its relevant documents are those the MRR counts.
+        y = np.where(y >= 0, (y >= MRR_GRADE).astype("float32"), y)
     keras.utils.set_random_seed(seed)
     start = time.perf_counter()
     model.fit(
@@ -360,9 +373,9 @@ def main(argv=None):
     parser.add_argument(
         "--losses",
         default=None,
-        help="semicolon-separated subset of the losses' names (default: "
-        "the table's); `NDCGLoss(ranker='histogram-small')` and the other "
-        "names of `ranker_candidates` also run",
+        help="semicolon-separated losses' names (default: the table's); "
+        "`NDCGLoss(ranker='histogram-small')` and the other names of "
+        "`other_losses` also run",
     )
     parser.add_argument(
         "--records",

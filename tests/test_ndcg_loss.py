@@ -116,3 +116,17 @@ def test_repr_and_config_show_the_ranker():
     assert "SigmoidRanker(temperature=0.1" in repr(loss)
     restored = NDCGLoss.from_config(loss.get_config())
     assert restored.k == 10 and restored.ranker.temperature == 0.1
+
+
+def test_the_default_ranker_is_the_small_sorter(rng):
+    # The default ranks as the `histogram-small` preset does, not with
+    # the soft ranks of the mAP loss's default.
+    labels = rng.integers(0, 5, size=(3, 30)).astype("float32")
+    scores = rng.normal(size=(3, 30)).astype("float32")
+    assert repr(NDCGLoss().ranker) == "PresetRanker('histogram-small')"
+    default = float(NDCGLoss()(labels, scores))
+    named = float(NDCGLoss(ranker="histogram-small")(labels, scores))
+    soft = float(NDCGLoss(ranker="histogram-smooth:0.15")(labels, scores))
+    np.testing.assert_allclose(default, named, rtol=1e-6)
+    assert abs(default - soft) > 1e-4
+    assert repr(MeanReciprocalRankLoss().ranker) == repr(NDCGLoss().ranker)

@@ -29,13 +29,14 @@ class MeanAveragePrecisionLoss(RankingLoss):
     excluded), positives being the samples of its label; ``axis`` does not
     apply.
 
-    The default ranker is ``"histogram-smooth:0.15"``: the learned,
+    The default ranker is ``PresetRanker("histogram", smooth_width=0.15)``
+    (``"histogram-smooth:0.15"``): the learned,
     length-generic ``histogram`` sorter with soft outputs (see
     ``keras_sodeep.presets.smooth_histogram``), each item ranked by a
     sigmoid against the means of 64 quantile groups of its list, 0.15
     times the list's interquartile spread wide. Scale-free and ``O(n)``
     per list; on the downstream mosaics it trained better than the
-    sorter's near-exact ranks (README, downstream section).
+    sorter's near-exact ranks (the docs' downstream benchmarks).
 
     Args:
         ranker: a ranker, a sorter, a preset name or ``None`` (see the module

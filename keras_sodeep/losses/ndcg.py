@@ -81,10 +81,12 @@ class NDCGLoss(RankingLoss):
     is SoDeep's NDCG. ``c_k`` is a smooth top-``k`` cut-off, ``temperature``
     rank positions wide. Lists without a positive gain contribute nothing.
 
-    The default ranker is
-    ``PresetRanker("histogram", smooth_width=0.15)``, the learned
-    ``histogram`` sorter with soft outputs (as for
-    ``MeanAveragePrecisionLoss``).
+    The default ranker is ``PresetRanker("histogram-small")``, the small
+    learned length-generic sorter's near-exact ranks: among the learned
+    and analytic rankers it trained a scoring network to the best NDCG@10
+    on the package's learning-to-rank benchmark (0.893, against 0.862 with
+    the soft ranks of ``MeanAveragePrecisionLoss``'s default), and it
+    drives free scores to NDCG 0.970 or more at every scale.
 
     Args:
         k: positive int or ``None`` (the whole list). Defaults to ``None``.
@@ -132,7 +134,7 @@ class NDCGLoss(RankingLoss):
     @classmethod
     def default_ranker(cls):
         """The ranker of ``ranker=None`` (see the class docstring)."""
-        return PresetRanker("histogram", smooth_width=0.15)
+        return PresetRanker("histogram-small")
 
     def compute_terms(self, labels, scores, valid):
         dtype = scores.dtype
