@@ -664,8 +664,8 @@ RETRIEVAL = header(
         """
         ## Ranked List Loss, RS@k with similarity mixup, large batches
 
-        Two losses of the neighbouring papers on the same task (DESIGN
-        §7.2): `RankedListLoss` (Wang et al. 2019: positives inside a
+        Two losses of the neighbouring papers on the same task:
+        `RankedListLoss` (Wang et al. 2019: positives inside a
         sphere, weighted negatives beyond a boundary) and
         `RecallAtKSurrogateLoss` (RS@k, Patel et al. 2022), here with
         similarity mixup (`simix=True`: one mixed embedding per same-class
