@@ -522,3 +522,47 @@ def test_smooth_outputs_are_the_smooth_ranking(rng):
         y = sorter(scores)
     diagonal = np.diagonal(tape.batch_jacobian(y, scores).numpy(), 0, 1, 2)
     assert np.all(diagonal < 0)
+
+
+@pytest.mark.backend
+@pytest.mark.parametrize("chunk_size", [2**21, 1000])
+def test_soft_counts_in_chunks_equal_the_formula(rng, monkeypatch, chunk_size):
+    from keras_sodeep.sorters import counting
+
+    # 1000 pairs at a time: a loop over 3 * 64 * 1001 / 1000 chunks of
+    # items, the last one padded; 2**21: summed at once.
+    monkeypatch.setattr(counting, "CHUNK_SIZE", chunk_size)
+    t = rng.uniform(-1, 1, (3, 1001)).astype("float32")
+    w = (rng.random((3, 1001)) < 0.8).astype("float32")
+    anchors = np.linspace(-1, 1, 64).astype("float32")
+    expected = np.sum(
+        w[..., None] / (1 + np.exp(-(t[..., None] - anchors) / 0.05)), axis=1
+    )
+    got = counting.soft_counts(
+        keras.ops.convert_to_tensor(t),
+        keras.ops.convert_to_tensor(w),
+        keras.ops.convert_to_tensor(anchors),
+        0.05,
+    )
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(got), expected, rtol=1e-4, atol=1e-3
+    )
+
+
+def test_a_frozen_sorter_is_not_recorded_by_an_eager_tape(rng):
+    # TensorFlow's tape watches variables created trainable even once the
+    # layer is frozen, and keeps every intermediate of the ops reading
+    # them (gigabytes for a preset on a list of a million items).
+    sorter = HistogramSorter(gradient_temperature=0.1, smooth_outputs=True)
+    x = tf.Variable(rng.normal(size=(2, 50)).astype("float32"))
+    sorter(x)
+    sorter.trainable = False
+    with tf.GradientTape() as tape:
+        ranks = sorter(x)
+        total = tf.reduce_sum(ranks * np.arange(50.0, dtype="float32"))
+    assert tape.watched_variables() == (x,)
+    gradient = tape.gradient(total, x)
+    assert np.all(np.isfinite(gradient)) and np.any(gradient != 0)
+    # Frozen or not, the same ranks.
+    sorter.trainable = True
+    np.testing.assert_allclose(sorter(x), ranks, rtol=1e-6)

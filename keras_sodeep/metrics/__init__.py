@@ -15,7 +15,13 @@ Every metric ranks items along ``axis``:
   before ``reset_state``, ``result()`` returns NaN: it is never silently
   wrong. ``result()`` sorts only the filled part of the buffers, rounded up
   to 4096 x 8^j rows (or to ``capacity``), so its cost follows the number of
-  samples seen, not ``capacity``.
+  samples seen, not ``capacity``. Keras calls ``result()`` after every
+  training step, inside the compiled step, for the progress bar; there a
+  batch-axis metric sorts again only once its samples have doubled since
+  its last sort, and shows that sort's value in between (about two sorts
+  of an epoch's samples in all, rather than one per step). Called eagerly,
+  as Keras does for the epoch's logs, ``History``, callbacks' epoch logs
+  and ``evaluate``'s return value, it is always exact.
 
 Shared conventions: ranks are descending (see ``keras_sodeep.ranking``); a
 metric never depends on the order of tied scores (the top-k and
@@ -56,7 +62,7 @@ running sums (``axis=-1``) are summed over the replicas and the samples
 (``axis=0``) are gathered from all of them, so every replica holds the
 state that one device would hold after the same global batches, and
 ``result()`` is the single-device value (up to float rounding), inside the
-step and after it. The state variables aggregate as ``"only_first_replica"``:
+step and after it (inside the step, as of its last sort; see above). The state variables aggregate as ``"only_first_replica"``:
 they are read from one replica, never summed. The cost: each replica stores
 and sorts every sample (``axis=0``).
 

@@ -108,6 +108,22 @@ def _write_rows(variable, start, rows):
     variable.assign(ops.slice_update(target, [start, 0], rows))
 
 
+def _traced(x):
+    """Whether ``x`` is a symbolic value of a function being compiled (a
+    ``tf.function`` graph, a JAX trace), rather than a value computed
+    eagerly."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return not tf.executing_eagerly()
+    if backend == "jax":
+        import jax
+
+        return isinstance(x, jax.core.Tracer)
+    return False
+
+
 def _to_numeric_tensor(x, name):
     try:
         x = as_tensor(x)
@@ -175,6 +191,10 @@ class RankingMetric(keras.metrics.Metric):
         self.scores_seen = self._add_state(shape, "scores")
         self.weights_seen = self._add_state(shape, "weights")
         self.count = self._add_state((), "count")
+        # The value of `result()` inside compiled steps and the number of
+        # samples it was computed from (see `result`).
+        self.last_value = self._add_state((), "last_value")
+        self.last_count = self._add_state((), "last_count")
 
     def _per_list(self, labels, scores, weights):
         raise NotImplementedError
@@ -382,10 +402,50 @@ class RankingMetric(keras.metrics.Metric):
         return sizes + [self._capacity]
 
     def result(self):
+        """The metric over everything seen since ``reset_state``.
+
+        With ``axis=-1``, the weighted mean of the per-list values. With
+        ``axis=0``, the exact value over the stored samples, from one sort
+        of them. Called eagerly (as Keras does for the logs of an epoch, for
+        ``evaluate``'s return value and for callbacks' epoch logs), it is
+        always exact. Keras also calls it after every training step, inside
+        the compiled step, for the progress bar: there it sorts the samples
+        again only once their number has doubled since its last sort, and
+        returns the value of that sort otherwise, so that the metric costs
+        about two sorts of the epoch's samples rather than one per step.
+        """
         if self.axis == -1:
             return ops.divide_no_nan(self.total, self.total_weight)
         if self._num_columns is None:
             return ops.zeros((), dtype=self.dtype)
+        state = [
+            ops.convert_to_tensor(v)
+            for v in (
+                self.count,
+                self.labels_seen,
+                self.scores_seen,
+                self.weights_seen,
+            )
+        ]
+        count = state[0]
+        if not _traced(count):
+            return self._exact_result(*state)
+        last_count = ops.convert_to_tensor(self.last_count)
+        stale = ops.logical_or(
+            ops.greater_equal(count, 2.0 * last_count),
+            ops.less(count, last_count),
+        )
+        value = ops.cond(
+            stale,
+            lambda: self._exact_result(*state),
+            lambda: ops.convert_to_tensor(self.last_value),
+        )
+        self.last_value.assign(value)
+        self.last_count.assign(ops.where(stale, count, last_count))
+        return value
+
+    def _exact_result(self, count, labels, scores, weights):
+        """The exact value from the state's tensors (a pure function)."""
         sizes = self._buffer_sizes()
 
         def branch(size):
@@ -401,7 +461,6 @@ class RankingMetric(keras.metrics.Metric):
 
             return column_mean
 
-        count = ops.convert_to_tensor(self.count)
         index = ops.sum(
             ops.cast(
                 ops.greater(count, ops.array(sizes[:-1], self.dtype)), "int32"
@@ -410,9 +469,9 @@ class RankingMetric(keras.metrics.Metric):
         value = ops.switch(
             index,
             [branch(size) for size in sizes],
-            ops.convert_to_tensor(self.labels_seen),
-            ops.convert_to_tensor(self.scores_seen),
-            ops.convert_to_tensor(self.weights_seen),
+            labels,
+            scores,
+            weights,
         )
         return ops.where(count > self._capacity, float("nan"), value)
 

@@ -327,7 +327,9 @@ class Sorter(keras.Model):
             inner_valid,
             kind=self._feature_kind(),
         )
-        ranks = ops.cast(self._rank(features, inner_mask, training), "float32")
+        ranks = ops.cast(
+            self._frozen_rank(features, inner_mask, training), "float32"
+        )
         if self.spread_inputs:
             q = 0.5 * (features[..., 0] + 1.0)
             ranks = ranks + 1.0 - q + 0.5 / _item_count(inner_valid)
@@ -355,6 +357,22 @@ class Sorter(keras.Model):
         if mask is None:
             return ranks
         return ops.where(mask, ranks, ops.zeros_like(ranks))
+
+    def _frozen_rank(self, features, mask, training):
+        """`_rank`; a frozen sorter (``trainable=False``, as the shipped
+        presets are) reads its weights as constants, without gradient.
+
+        TensorFlow's eager ``GradientTape`` watches every variable created
+        trainable, whatever the layer's ``trainable`` says now, and keeps
+        every intermediate of the ops that read it: for a preset sorter on
+        a list of a million items, gigabytes of soft counts that no
+        gradient needs.
+        """
+        if self.trainable or not self.built:
+            return self._rank(features, mask, training)
+        mapping = [(v, ops.stop_gradient(v.value)) for v in self.variables]
+        with keras.StatelessScope(state_mapping=mapping):
+            return self._rank(features, mask, training)
 
     def compute_output_shape(self, input_shape):
         if isinstance(input_shape, dict):

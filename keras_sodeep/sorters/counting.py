@@ -33,6 +33,49 @@ def _at_bin_ends(c, low):
     return at[..., 0], at[..., 1]
 
 
+CHUNK_SIZE = 2**21
+"""The most item-anchor pairs `soft_counts` holds at once (8 MB a tensor)."""
+
+
+def soft_counts(t, weights, anchors, temperature):
+    """``c[b, k] = sum_j w[b, j] sigmoid((t[b, j] - a_k) / temperature)``.
+
+    The soft number of items above each anchor, ``(batch, K)``. The
+    ``(batch, n, K)`` terms are summed ``CHUNK_SIZE`` pairs at a time, in
+    a loop over chunks of items, when the list is long enough for them to
+    matter (a million items and 256 anchors would hold 1 GB a tensor), so
+    that memory stays ``O(n + CHUNK_SIZE)``; a shorter list, or one of
+    unknown length, is summed at once.
+    """
+
+    def counts(t, weights):
+        # s[b, j, k]: item j lies above anchor k.
+        s = ops.sigmoid((ops.expand_dims(t, -1) - anchors) / temperature)
+        return ops.sum(s * ops.expand_dims(weights, -1), axis=1)
+
+    batch, n = t.shape
+    num_anchors = anchors.shape[0]
+    if batch is None or n is None or batch * n * num_anchors <= CHUNK_SIZE:
+        return counts(t, weights)
+    size = max(1, CHUNK_SIZE // (batch * num_anchors))
+    num_chunks = -(-n // size)
+    padding = [[0, 0], [0, num_chunks * size - n]]
+    # Padding items have weight 0: they count nowhere.
+    t = ops.reshape(ops.pad(t, padding), (batch, num_chunks, size))
+    weights = ops.reshape(
+        ops.pad(weights, padding), (batch, num_chunks, size)
+    )
+
+    def add_chunk(i, total):
+        return total + counts(
+            ops.take(t, i, axis=1), ops.take(weights, i, axis=1)
+        )
+
+    return ops.fori_loop(
+        0, num_chunks, add_chunk, ops.zeros((batch, num_anchors), t.dtype)
+    )
+
+
 def histogram_pass(t, weights, count, lo, hi, num_anchors, log_temperature):
     """Ranks from soft counts at ``num_anchors`` anchors over ``[lo, hi]``.
 
@@ -46,9 +89,7 @@ def histogram_pass(t, weights, count, lo, hi, num_anchors, log_temperature):
     first = lo - delta / 2
     anchors = first + delta * ops.arange(num_anchors, dtype="float32")
     temperature = ops.exp(log_temperature) * delta
-    # s[b, j, k]: item j lies above anchor k; c[b, k]: fraction above a_k.
-    s = ops.sigmoid((ops.expand_dims(t, -1) - anchors) / temperature)
-    c = ops.sum(s * ops.expand_dims(weights, -1), axis=1) / count
+    c = soft_counts(t, weights, anchors, temperature) / count
     position = (t - first) / delta
     low = ops.clip(ops.floor(position), 0, num_anchors - 2)
     f = position - low
