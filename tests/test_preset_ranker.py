@@ -272,3 +272,47 @@ def test_preset_ranker_built_inside_jax_jit(fresh_copy, tmp_path):
     np.testing.assert_allclose(
         np.load(tmp_path / "r.npy"), expected, rtol=1e-5, atol=1e-5
     )
+
+
+def test_small_batches_rank_in_one_xla_cluster_inside_a_graph(rng):
+    import tensorflow as tf
+
+    from keras_sodeep.presets import ranker as ranker_module
+
+    y = rng.normal(size=(8, 100)).astype("float32")
+    p = tf.constant(rng.normal(size=(8, 100)).astype("float32"))
+
+    def step(loss):
+        @tf.function
+        def run(p):
+            with tf.GradientTape() as tape:
+                tape.watch(p)
+                value = loss(y, p)
+            return value, tape.gradient(value, p)
+
+        return run(p)
+
+    clustered = SpearmanLoss(axis=-1)
+    value, gradient = step(clustered)
+    # The graph calls the ranker's XLA function; its value and gradient
+    # are those of the ranker's ops run one by one, and of an eager call.
+    graph = tf.function(lambda p: clustered(y, p)).get_concrete_function(
+        p
+    ).graph
+    assert any(
+        op.get_attr("_XlaMustCompile")
+        for op in graph.get_operations()
+        if "_XlaMustCompile" in op.node_def.attr
+    )
+    plain = SpearmanLoss(axis=-1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ranker_module, "XLA_ITEMS", 0)
+        value_plain, gradient_plain = step(plain)
+    with tf.GradientTape() as tape:
+        tape.watch(p)
+        value_eager = plain(y, p)
+    gradient_eager = tape.gradient(value_eager, p)
+    for v in (value_plain, value_eager):
+        np.testing.assert_allclose(value, v, rtol=1e-5)
+    for g in (gradient_plain, gradient_eager):
+        np.testing.assert_allclose(gradient, g, rtol=1e-4, atol=1e-7)

@@ -28,6 +28,10 @@ def _outside_traces(load):
     return load()
 
 
+XLA_ITEMS = 16_384
+"""The largest batch (items over all its lists) a `PresetRanker` ranks as
+one XLA cluster inside a TensorFlow graph (see `PresetRanker.rank`)."""
+
 # (preset, smooth_width, weights sha256) -> the frozen sorter, loaded once.
 _LOADED = {}
 
@@ -123,10 +127,49 @@ class PresetRanker(SorterRanker):
             smooth_width = check_float(smooth_width, "smooth_width")
         self.smooth_width = smooth_width
         self._sorter = None
+        self._xla_rank = None
         if keras.backend.backend() != "tensorflow":
             # No way out of a JAX trace to load in: load at construction,
             # which runs eagerly (the shared sorter makes it cheap).
             self.sorter  # noqa: B018 (loads it)
+
+    def rank(self, scores, mask):
+        """`SorterRanker.rank`; in a TensorFlow graph, on a batch of at
+        most ``XLA_ITEMS`` items, compiled as one XLA cluster.
+
+        Inside a ``tf.function`` without ``jit_compile``, TensorFlow runs
+        the sorter's many small ops one by one; on small batches that
+        overhead is most of the step, and one XLA cluster for the ranker's
+        forward and backward passes halves it. On large batches
+        TensorFlow's own kernels, which use every core, are faster, and a
+        batch of unknown size is left to them too.
+        """
+        if self._in_xla_cluster(scores):
+            if self._xla_rank is None:
+                import tensorflow as tf
+
+                self.sorter  # noqa: B018 (loads it, outside the cluster)
+                self._xla_rank = tf.function(
+                    super().rank, jit_compile=True, autograph=False
+                )
+            return self._xla_rank(scores, mask)
+        return super().rank(scores, mask)
+
+    @staticmethod
+    def _in_xla_cluster(scores):
+        if keras.backend.backend() != "tensorflow":
+            return False
+        import tensorflow as tf
+
+        if tf.executing_eagerly():
+            return False
+        shape = tuple(scores.shape)
+        if any(d is None for d in shape):
+            return False
+        items = 1
+        for d in shape:
+            items *= d
+        return items <= XLA_ITEMS
 
     @property
     def sorter(self):
