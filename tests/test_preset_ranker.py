@@ -296,9 +296,9 @@ def test_small_batches_rank_in_one_xla_cluster_inside_a_graph(rng):
     value, gradient = step(clustered)
     # The graph calls the ranker's XLA function; its value and gradient
     # are those of the ranker's ops run one by one, and of an eager call.
-    graph = tf.function(lambda p: clustered(y, p)).get_concrete_function(
-        p
-    ).graph
+    graph = (
+        tf.function(lambda p: clustered(y, p)).get_concrete_function(p).graph
+    )
     assert any(
         op.get_attr("_XlaMustCompile")
         for op in graph.get_operations()

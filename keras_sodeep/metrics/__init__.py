@@ -62,8 +62,9 @@ running sums (``axis=-1``) are summed over the replicas and the samples
 (``axis=0``) are gathered from all of them, so every replica holds the
 state that one device would hold after the same global batches, and
 ``result()`` is the single-device value (up to float rounding), inside the
-step and after it (inside the step, as of its last sort; see above). The state variables aggregate as ``"only_first_replica"``:
-they are read from one replica, never summed. The cost: each replica stores
+step and after it (inside the step, as of its last sort; see above). The
+state variables aggregate as ``"only_first_replica"``: they are read from
+one replica, never summed. The cost: each replica stores
 and sorts every sample (``axis=0``).
 
 The metrics, one module per family: `spearman` (``SpearmanCorrelation``),

@@ -62,9 +62,7 @@ def soft_counts(t, weights, anchors, temperature):
     padding = [[0, 0], [0, num_chunks * size - n]]
     # Padding items have weight 0: they count nowhere.
     t = ops.reshape(ops.pad(t, padding), (batch, num_chunks, size))
-    weights = ops.reshape(
-        ops.pad(weights, padding), (batch, num_chunks, size)
-    )
+    weights = ops.reshape(ops.pad(weights, padding), (batch, num_chunks, size))
 
     def add_chunk(i, total):
         return total + counts(
