@@ -3,7 +3,8 @@
 Each case runs in a process of its own: the loss with its default
 constructor, on one list of ``--size`` scores (normal) against labels
 (normal for ``SpearmanLoss``, 1 % relevant items for the others), one
-value and gradient with respect to the scores per step, three steps. The
+value and gradient with respect to the scores per step (the labels an
+argument of the step, as in ``fit``), three steps. The
 table gives the process's peak resident memory (the interpreter with
 Keras and its backend included: its memory before the first step is the
 "base" column), the first step (tracing and compiling included) and the
@@ -73,21 +74,27 @@ def _child(mode, name, size):
         import tensorflow as tf
 
         x = tf.Variable(s)
+        labels = tf.constant(y)
 
-        def step():
+        def tf_step(labels):
             with tf.GradientTape() as tape:
-                value = loss(y, x)
+                value = loss(labels, x)
             return value, tape.gradient(value, x)
 
         if mode == "tf-function":
-            step = tf.function(step)
+            tf_step = tf.function(tf_step)
+
+        def step():
+            return tf_step(labels)
     elif mode == "jax-jit":
         import jax
 
-        value_and_grad = jax.jit(jax.value_and_grad(lambda x: loss(y, x)))
+        value_and_grad = jax.jit(
+            jax.value_and_grad(lambda x, labels: loss(labels, x))
+        )
 
         def step():
-            return value_and_grad(s)
+            return value_and_grad(s, y)
     else:
         import torch
 

@@ -461,6 +461,13 @@ class RankingMetric(keras.metrics.Metric):
 
             return column_mean
 
+        if not _traced(count):
+            # Eagerly the filled size is known: sort just that bucket (a
+            # switch would trace its branches anew at every call on JAX).
+            seen = float(ops.convert_to_numpy(count))
+            size = next((s for s in sizes if seen <= s), sizes[-1])
+            value = branch(size)(labels, scores, weights)
+            return ops.where(count > self._capacity, float("nan"), value)
         index = ops.sum(
             ops.cast(
                 ops.greater(count, ops.array(sizes[:-1], self.dtype)), "int32"
