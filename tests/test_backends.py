@@ -54,6 +54,9 @@ def policy(request):
 # ---------------------------------------------------------------------------
 
 
+# About two minutes, most of it the JAX process compiling every case: CI
+# runs it in its step of heavy tests.
+@pytest.mark.heavy
 @pytest.mark.skipif(
     keras.backend.backend() != "tensorflow",
     reason="compares JAX (in a subprocess) with TensorFlow (here)",
