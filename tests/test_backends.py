@@ -54,6 +54,9 @@ def policy(request):
 # ---------------------------------------------------------------------------
 
 
+# About two minutes, most of it the JAX process compiling every case: CI
+# runs it in its step of heavy tests.
+@pytest.mark.heavy
 @pytest.mark.skipif(
     keras.backend.backend() != "tensorflow",
     reason="compares JAX (in a subprocess) with TensorFlow (here)",
@@ -241,6 +244,11 @@ def _every_loss_data(rng):
     }
 
 
+# This test and `test_fit_under_mixed_precision` compile a model of every
+# loss and its metrics, one to three minutes each even on TensorFlow: they
+# are marked `heavy` (CI's step of heavy tests runs them on TensorFlow)
+# as well as `backend` (CI's JAX and PyTorch steps run them).
+@pytest.mark.heavy
 @pytest.mark.backend
 def test_every_loss_and_metric_fit_evaluate_save_and_load(rng, tmp_path):
     x, targets = _every_loss_data(rng)
@@ -379,6 +387,7 @@ def test_sorter_standardizes_in_float32_under_mixed_precision(rng, policy):
     assert np.isfinite(value) and np.all(np.isfinite(grad))
 
 
+@pytest.mark.heavy
 @pytest.mark.backend
 @pytest.mark.parametrize("policy", sorted(HALF), indirect=True)
 def test_fit_under_mixed_precision(rng, policy):

@@ -15,10 +15,16 @@ from backend_workers import distributed_inputs, run_worker
 from scipy.stats import rankdata, spearmanr
 from sklearn.metrics import average_precision_score, dcg_score, ndcg_score
 
-pytestmark = pytest.mark.skipif(
-    keras.backend.backend() != "tensorflow",
-    reason="tf.distribute needs the TensorFlow backend",
-)
+# The worker takes about three minutes of CPU: CI runs it in its step of
+# heavy tests; one xdist worker runs the whole module (one report).
+pytestmark = [
+    pytest.mark.heavy,
+    pytest.mark.xdist_group("distributed"),
+    pytest.mark.skipif(
+        keras.backend.backend() != "tensorflow",
+        reason="tf.distribute needs the TensorFlow backend",
+    ),
+]
 
 METRICS = [
     "spearman_axis0",

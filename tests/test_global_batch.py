@@ -15,10 +15,17 @@ import keras
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.skipif(
-    keras.backend.backend() != "tensorflow",
-    reason="tf.distribute needs the TensorFlow backend",
-)
+# The worker, a fresh TensorFlow process, trains every loss on two
+# replicas: CI runs it in its step of heavy tests, the whole module in one
+# xdist worker (one report).
+pytestmark = [
+    pytest.mark.heavy,
+    pytest.mark.xdist_group("global_batch"),
+    pytest.mark.skipif(
+        keras.backend.backend() != "tensorflow",
+        reason="tf.distribute needs the TensorFlow backend",
+    ),
+]
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LOSSES = ["ranked_list", "rs_at_k", "recall_at_k", "map"]

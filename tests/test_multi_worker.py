@@ -26,10 +26,11 @@ from scipy.stats import spearmanr
 from sklearn.metrics import average_precision_score
 
 # Three fresh processes of TensorFlow or JAX, run at once beside the
-# one-process fit: about two minutes of CPU time; CI runs them in a step
-# of their own.
+# one-process fit: about two minutes of CPU time; CI runs them in its step
+# of heavy tests, the whole module in one xdist worker.
 pytestmark = [
-    pytest.mark.slow,
+    pytest.mark.heavy,
+    pytest.mark.xdist_group("multi_worker"),
     pytest.mark.skipif(
         keras.backend.backend() != "tensorflow",
         reason="runs the workers in fresh processes from TensorFlow",

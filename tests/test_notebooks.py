@@ -64,15 +64,18 @@ def kernel_env(tmp_path_factory):
             os.environ[key] = value
 
 
-# The retrieval notebook takes about a minute even in its fast mode: it
-# runs with `-m slow`, to keep the default run under 15 minutes.
+# Each notebook takes about a minute in its fast mode (a kernel, its
+# TensorFlow import, training): CI runs them in its step of heavy tests,
+# to keep the default run under 15 minutes. The retrieval notebook, the
+# longest, runs with `-m slow` only.
 SLOW_NOTEBOOKS = {"05_retrieval.ipynb"}
+NOTEBOOK_MARK = {False: pytest.mark.heavy, True: pytest.mark.slow}
 
 
 @pytest.mark.parametrize(
     "filename",
     [
-        pytest.param(f, marks=pytest.mark.slow) if f in SLOW_NOTEBOOKS else f
+        pytest.param(f, marks=NOTEBOOK_MARK[f in SLOW_NOTEBOOKS])
         for f in NOTEBOOKS
     ],
 )

@@ -20,8 +20,9 @@ import zipfile
 import pytest
 
 # About 80 s of CPU (the build, then TensorFlow imported by two processes,
-# the demo's four compiled functions); 3 min on 2 loaded CPUs.
-pytestmark = pytest.mark.slow
+# the demo's four compiled functions); 3 min on 2 loaded CPUs. CI runs it
+# in its step of heavy tests, the whole module in one xdist worker.
+pytestmark = [pytest.mark.heavy, pytest.mark.xdist_group("wheel")]
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD_FILES = (

@@ -291,6 +291,10 @@ def _evaluate_both_ways(model, make_loss, make_metrics, x, y, slow=False):
     return xla
 
 
+# Each model-level case compiles a training and a test step with XLA, 30
+# to 70 s: they are marked `heavy`, and CI runs them in a step of their
+# own.
+@pytest.mark.heavy
 def test_model_compile_jit_spearman(rng):
     x = rng.normal(size=(32, 5)).astype("float32")
     y = (x @ rng.normal(size=(5,))).astype("float32")
@@ -324,6 +328,7 @@ def test_model_compile_jit_spearman_with_a_sorter(rng):
     )
 
 
+@pytest.mark.heavy
 def test_model_compile_jit_map_and_metrics(rng):
     x = rng.normal(size=(32, 5)).astype("float32")
     y = (x[:, :3] > 0).astype("float32")
@@ -343,6 +348,7 @@ def test_model_compile_jit_map_and_metrics(rng):
     assert set(values) == {"loss", "map", "map_rows", "recall_at_2"}
 
 
+@pytest.mark.heavy
 def test_model_compile_jit_retrieval_losses(rng):
     # One head per retrieval loss, on embeddings with integer labels.
     x = rng.normal(size=(32, 5)).astype("float32")
@@ -367,7 +373,12 @@ def test_model_compile_jit_retrieval_losses(rng):
 
 
 @pytest.mark.parametrize(
-    "name", ["cnn", "gru", pytest.param("lstm fixed", marks=pytest.mark.slow)]
+    "name",
+    [
+        pytest.param("cnn", marks=pytest.mark.heavy),
+        pytest.param("gru", marks=pytest.mark.heavy),
+        pytest.param("lstm fixed", marks=pytest.mark.slow),
+    ],
 )
 def test_sorter_compile_jit(name, rng):
     keras.utils.set_random_seed(0)
