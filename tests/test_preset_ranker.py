@@ -316,3 +316,38 @@ def test_small_batches_rank_in_one_xla_cluster_inside_a_graph(rng):
         np.testing.assert_allclose(value, v, rtol=1e-5)
     for g in (gradient_plain, gradient_eager):
         np.testing.assert_allclose(gradient, g, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_soft_counts_in_chunks_in_a_graph(rng, jit_compile):
+    # The sorter's own gradient (no smooth width: no XLA cluster) through
+    # the soft counts summed in a loop over chunks; and a smooth preset,
+    # whose cluster runs that loop forward only (a loop's gradient cannot
+    # cross the boundary of an XLA cluster inside a graph).
+    import tensorflow as tf
+
+    from keras_sodeep.sorters import counting
+
+    y = rng.normal(size=(4, 300)).astype("float32")
+    p = tf.constant(rng.normal(size=(4, 300)).astype("float32"))
+
+    def value_and_gradient(loss):
+        @tf.function(jit_compile=jit_compile)
+        def run(p):
+            with tf.GradientTape() as tape:
+                tape.watch(p)
+                value = loss(y, p)
+            return value, tape.gradient(value, p)
+
+        return run(p)
+
+    for ranker in (
+        lambda: "histogram",
+        lambda: PresetRanker("histogram", smooth_width=0.15),
+    ):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(counting, "CHUNK_SIZE", 4096)
+            chunked = value_and_gradient(SpearmanLoss(ranker=ranker(), axis=-1))
+        whole = value_and_gradient(SpearmanLoss(ranker=ranker(), axis=-1))
+        np.testing.assert_allclose(chunked[0], whole[0], rtol=1e-5)
+        np.testing.assert_allclose(chunked[1], whole[1], rtol=1e-3, atol=1e-6)

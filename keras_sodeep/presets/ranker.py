@@ -134,8 +134,9 @@ class PresetRanker(SorterRanker):
             self.sorter  # noqa: B018 (loads it)
 
     def rank(self, scores, mask):
-        """`SorterRanker.rank`; in a TensorFlow graph, on a batch of at
-        most ``XLA_ITEMS`` items, compiled as one XLA cluster.
+        """`SorterRanker.rank`; with ``smooth_width``, in a TensorFlow
+        graph, on a batch of at most ``XLA_ITEMS`` items, compiled as one
+        XLA cluster.
 
         Inside a ``tf.function`` without ``jit_compile``, TensorFlow runs
         the sorter's many small ops one by one; on small batches that
@@ -144,7 +145,9 @@ class PresetRanker(SorterRanker):
         TensorFlow's own kernels, which use every core, are faster, and a
         batch of unknown size is left to them too.
         """
-        if self._in_xla_cluster(scores):
+        # Only with smooth outputs: the gradient then takes no loop (a
+        # loop's gradient cannot cross the cluster's boundary).
+        if self.smooth_width is not None and self._in_xla_cluster(scores):
             if self._xla_rank is None:
                 import tensorflow as tf
 
