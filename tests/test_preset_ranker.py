@@ -274,6 +274,21 @@ def test_preset_ranker_built_inside_jax_jit(fresh_copy, tmp_path):
     )
 
 
+def _graph_value_and_gradient(loss, y, p, jit_compile=False):
+    """``loss(y, p)`` and its gradient with respect to ``p``, in a
+    ``tf.function``."""
+    import tensorflow as tf
+
+    @tf.function(jit_compile=jit_compile)
+    def run(p):
+        with tf.GradientTape() as tape:
+            tape.watch(p)
+            value = loss(y, p)
+        return value, tape.gradient(value, p)
+
+    return run(p)
+
+
 def test_small_batches_rank_in_one_xla_cluster_inside_a_graph(rng):
     import tensorflow as tf
 
@@ -283,14 +298,7 @@ def test_small_batches_rank_in_one_xla_cluster_inside_a_graph(rng):
     p = tf.constant(rng.normal(size=(8, 100)).astype("float32"))
 
     def step(loss):
-        @tf.function
-        def run(p):
-            with tf.GradientTape() as tape:
-                tape.watch(p)
-                value = loss(y, p)
-            return value, tape.gradient(value, p)
-
-        return run(p)
+        return _graph_value_and_gradient(loss, y, p)
 
     clustered = SpearmanLoss(axis=-1)
     value, gradient = step(clustered)
@@ -332,14 +340,7 @@ def test_soft_counts_in_chunks_in_a_graph(rng, jit_compile):
     p = tf.constant(rng.normal(size=(4, 300)).astype("float32"))
 
     def value_and_gradient(loss):
-        @tf.function(jit_compile=jit_compile)
-        def run(p):
-            with tf.GradientTape() as tape:
-                tape.watch(p)
-                value = loss(y, p)
-            return value, tape.gradient(value, p)
-
-        return run(p)
+        return _graph_value_and_gradient(loss, y, p, jit_compile)
 
     for ranker in (
         lambda: "histogram",
