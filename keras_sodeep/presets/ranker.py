@@ -139,14 +139,14 @@ class PresetRanker(SorterRanker):
         XLA cluster.
 
         Inside a ``tf.function`` without ``jit_compile``, TensorFlow runs
-        the sorter's many small ops one by one; on small batches that
-        overhead is most of the step, and one XLA cluster for the ranker's
-        forward and backward passes halves it. On large batches
-        TensorFlow's own kernels, which use every core, are faster, and a
-        batch of unknown size is left to them too.
+        the sorter's many small ops one by one; on small batches one XLA
+        cluster for the ranker's forward and backward passes saves part of
+        that overhead (in the speed benchmark at n = 100, less than the
+        benchmark's noise). On large batches TensorFlow's own kernels, which use
+        every core, are faster, and a batch of unknown size is left to them
+        too. Only with smooth outputs: the sorter's own gradient runs
+        through loops, whose gradient cannot cross the cluster's boundary.
         """
-        # Only with smooth outputs: the gradient then takes no loop (a
-        # loop's gradient cannot cross the cluster's boundary).
         if self.smooth_width is not None and self._in_xla_cluster(scores):
             if self._xla_rank is None:
                 import tensorflow as tf

@@ -1,7 +1,7 @@
 """Soft counting over anchors: the arithmetic the sorters share.
 
 Two uses of one idea, counting how many items of a list lie above some
-anchor values:
+anchor values (`soft_counts`, in chunks of items on long lists):
 
 - `histogram_pass`: one pass of `HistogramSorter`, an item's rank read off
   soft counts at evenly spaced anchors by interpolation inside its bin;
