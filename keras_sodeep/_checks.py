@@ -9,6 +9,7 @@ package.
 import math
 import numbers
 
+import keras
 from keras import ops
 
 
@@ -171,3 +172,19 @@ def as_tensor(x, dtype=None):
     if not hasattr(x, "ndim"):
         x = ops.copy(x)
     return x
+
+
+def is_traced(x):
+    """Whether ``x`` is a symbolic value of a function being compiled (a
+    ``tf.function`` graph, a JAX trace) rather than one computed eagerly.
+    PyTorch runs eagerly: always ``False``."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return not tf.executing_eagerly()
+    if backend == "jax":
+        import jax
+
+        return isinstance(x, jax.core.Tracer)
+    return False

@@ -5,7 +5,7 @@ import contextlib
 import keras
 from keras import ops
 
-from keras_sodeep._checks import check_int, unpack_y_true
+from keras_sodeep._checks import check_int, is_traced, unpack_y_true
 from keras_sodeep.losses.base import ListwiseLoss
 from keras_sodeep.losses.embeddings import unit_embeddings
 
@@ -25,14 +25,6 @@ def _is_shape_inference(x):
     if keras.backend.backend() != "torch":
         return False
     return getattr(getattr(x, "device", None), "type", None) == "meta"
-
-
-def _is_jax_tracer(x):
-    if keras.backend.backend() != "jax":
-        return False
-    import jax
-
-    return isinstance(x, jax.core.Tracer)
 
 
 @keras.saving.register_keras_serializable(package="keras_sodeep")
@@ -180,7 +172,7 @@ class CrossBatchMemory(keras.losses.Loss):
     # -- values -----------------------------------------------------------
 
     def call(self, y_true, y_pred):
-        if _is_jax_tracer(y_pred):
+        if keras.backend.backend() == "jax" and is_traced(y_pred):
             raise NotImplementedError(
                 "CrossBatchMemory keeps state across steps, which a jitted "
                 "JAX step cannot update. Use the TensorFlow backend for "

@@ -7,6 +7,7 @@ from keras_sodeep._checks import (
     as_tensor,
     check_int,
     check_list_axis,
+    is_traced,
     same_shape,
     unpack_y_true,
 )
@@ -106,22 +107,6 @@ def _write_rows(variable, start, rows):
             target[start:stop].assign(rows)
             return
     variable.assign(ops.slice_update(target, [start, 0], rows))
-
-
-def _traced(x):
-    """Whether ``x`` is a symbolic value of a function being compiled (a
-    ``tf.function`` graph, a JAX trace), rather than a value computed
-    eagerly."""
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return not tf.executing_eagerly()
-    if backend == "jax":
-        import jax
-
-        return isinstance(x, jax.core.Tracer)
-    return False
 
 
 def _to_numeric_tensor(x, name):
@@ -428,7 +413,7 @@ class RankingMetric(keras.metrics.Metric):
             )
         ]
         count = state[0]
-        if not _traced(count):
+        if not is_traced(count):
             return self._exact_result(*state)
         last_count = ops.convert_to_tensor(self.last_count)
         stale = ops.logical_or(
@@ -461,7 +446,7 @@ class RankingMetric(keras.metrics.Metric):
 
             return column_mean
 
-        if not _traced(count):
+        if not is_traced(count):
             # Eagerly the filled size is known: sort just that bucket (a
             # switch would trace its branches anew at every call on JAX).
             seen = float(ops.convert_to_numpy(count))

@@ -4,7 +4,7 @@ import os
 
 import keras
 
-from keras_sodeep._checks import check_float
+from keras_sodeep._checks import check_float, is_traced
 from keras_sodeep.presets import files, registry
 from keras_sodeep.presets.io import pretrained
 from keras_sodeep.ranking import Ranker, SorterRanker
@@ -160,11 +160,7 @@ class PresetRanker(SorterRanker):
 
     @staticmethod
     def _in_xla_cluster(scores):
-        if keras.backend.backend() != "tensorflow":
-            return False
-        import tensorflow as tf
-
-        if tf.executing_eagerly():
+        if keras.backend.backend() != "tensorflow" or not is_traced(scores):
             return False
         shape = tuple(scores.shape)
         if any(d is None for d in shape):
